@@ -1,0 +1,1 @@
+"""gRPC's helloworld Greeter: the protobuf messages, the service and a client stub."""

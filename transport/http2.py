@@ -1,0 +1,285 @@
+"""The one owner of each HTTP/2 connection: bytes in, h2 events out, one flush per turn.
+
+:class:`H2Protocol` is the asyncio protocol shared by the server and client
+connections. It owns the ``H2Connection`` and the socket, dispatches h2
+events through a table of handlers, coalesces writes into one
+``transport.write`` per event-loop turn, and implements flow-controlled
+sending (waking senders on WINDOW_UPDATE and SETTINGS, honouring
+``pause_writing``/``resume_writing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import h2.config
+import h2.events
+import h2.exceptions
+from h2.connection import H2Connection, _decode_headers
+from h2.errors import ErrorCodes
+from h2.events import ConnectionTerminated, Event
+from h2.settings import SettingCodes
+from h2.stream import StreamClosedBy
+from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
+
+log = logging.getLogger(__name__)
+
+#: How much of the stream window a receiver grants (gRPC implementations use
+#: large windows; 64 KiB is HTTP/2's default and the minimum we accept).
+DEFAULT_WINDOW_SIZE = 1024 * 1024
+DEFAULT_MAX_HEADER_LIST_SIZE = 8 * 1024
+
+
+class StreamRefused(Event):
+    """We refused a new stream over SETTINGS_MAX_CONCURRENT_STREAMS (RST_STREAM REFUSED_STREAM)."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+
+
+class GrpcH2Connection(H2Connection):
+    """``H2Connection`` with two protocol behaviours gRPC needs and h2 lacks.
+
+    - GOAWAY does not end the streams already running (RFC 9113 §6.8): h2
+      moves its whole connection to CLOSED on sending or receiving GOAWAY and
+      then refuses every frame, so streams at or below the last-stream-id
+      could not finish. Here the connection stays open; the owner stops
+      opening streams instead.
+    - A stream over SETTINGS_MAX_CONCURRENT_STREAMS is a *stream* error
+      (RST_STREAM REFUSED_STREAM, RFC 9113 §5.1.2), which the client may
+      retry elsewhere; h2 raises a connection error and drops every stream.
+    """
+
+    def send_goaway(self, last_stream_id: int, error_code: int = ErrorCodes.NO_ERROR, debug: bytes = b"") -> None:
+        """Queue a GOAWAY without closing the streams at or below ``last_stream_id``."""
+        frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=error_code, additional_data=debug)
+        self._prepare_for_sending([frame])
+
+    def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
+        event = ConnectionTerminated()
+        event.error_code = h2.connection._error_code_from_int(frame.error_code)
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[Frame], list[Event]]:
+        if (
+            not self.config.client_side
+            and frame.stream_id not in self.streams
+            and frame.stream_id > self.highest_inbound_stream_id
+            and frame.stream_id % 2 == 1
+            and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
+        ):
+            _decode_headers(self.decoder, frame.data)  # keeps the HPACK table in step
+            self.highest_inbound_stream_id = frame.stream_id
+            self._closed_streams[frame.stream_id] = StreamClosedBy.SEND_RST_STREAM
+            rst = RstStreamFrame(frame.stream_id)
+            rst.error_code = ErrorCodes.REFUSED_STREAM
+            return [rst], [StreamRefused(frame.stream_id)]
+        result: tuple[list[Frame], list[Event]] = super()._receive_headers_frame(frame)
+        return result
+
+
+class ConnectionError_(Exception):
+    """The connection ended while a stream still wanted it."""
+
+
+class H2Protocol(asyncio.Protocol):
+    """Base of the server and client connection protocols."""
+
+    client_side = False
+
+    def __init__(
+        self,
+        *,
+        window_size: int = DEFAULT_WINDOW_SIZE,
+        max_concurrent_streams: int | None = None,
+        max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE,
+    ) -> None:
+        config = h2.config.H2Configuration(
+            client_side=self.client_side,
+            header_encoding=None,
+            # Our own headers are built correctly once; validating them on
+            # every call costs time. What peers send is always validated.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+            validate_inbound_headers=True,
+            normalize_inbound_headers=True,
+        )
+        self.h2 = GrpcH2Connection(config=config)
+        self.h2.local_settings = h2.settings.Settings(
+            client=self.client_side,
+            initial_values={
+                SettingCodes.INITIAL_WINDOW_SIZE: window_size,
+                SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
+                SettingCodes.ENABLE_PUSH: 0,
+                **(
+                    {SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams}
+                    if max_concurrent_streams is not None
+                    else {}
+                ),
+            },
+        )
+        self.h2.decoder.max_header_list_size = max_header_list_size
+        self._connection_window = max(window_size, 65535)
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self._flush_pending = False
+        self._write_paused = False
+        self._writable: asyncio.Future[None] | None = None
+        # Senders blocked on flow control, by stream id (0 = any).
+        self._window_waiters: dict[int, asyncio.Future[None]] = {}
+        self.closed = False
+        self.peer: str = ""
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            h2.events.WindowUpdated: self._on_window_updated,
+            h2.events.RemoteSettingsChanged: self._on_remote_settings,
+        }
+
+    # --- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}" if ":" not in peer[0] else f"[{peer[0]}]:{peer[1]}"
+        self.h2.initiate_connection()
+        extra = self._connection_window - 65535
+        if extra > 0:
+            self.h2.increment_flow_control_window(extra)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.on_protocol_error(exc)
+            return
+        handlers = self._handlers
+        for event in events:
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(event)
+        self.flush()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter, self._writable = self._writable, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for waiter in self._window_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(ConnectionError_("connection closed"))
+        self._window_waiters.clear()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(ConnectionError_("connection closed"))
+
+    # --- writing ----------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write whatever h2 has queued, in one ``transport.write``."""
+        self._flush_pending = False
+        data = self.h2.data_to_send()
+        if data and self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def schedule_flush(self) -> None:
+        """Flush at the end of this loop turn, so many streams share one write."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self.flush)
+
+    def try_send_data(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
+        """Send ``data`` now if the windows allow it in one frame; the fast path."""
+        h2c = self.h2
+        if len(data) <= h2c.max_outbound_frame_size and len(data) <= h2c.local_flow_control_window(stream_id):
+            h2c.send_data(stream_id, data, end_stream=end_stream)
+            return True
+        return False
+
+    async def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """Send ``data`` in chunks as the flow-control windows open."""
+        h2c = self.h2
+        view = memoryview(data)
+        while True:
+            if self.closed:
+                raise ConnectionError_("connection closed")
+            if self._write_paused:
+                await self._wait_writable()
+                continue
+            window = min(h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size)
+            if window <= 0 and len(view):
+                await self._wait_window(stream_id)
+                continue
+            chunk, view = view[:window], view[window:]
+            last = not len(view)
+            h2c.send_data(stream_id, bytes(chunk), end_stream=end_stream and last)
+            self.schedule_flush()
+            if last:
+                return
+
+    async def _wait_writable(self) -> None:
+        if self._writable is None:
+            self._writable = self.loop.create_future()
+        await self._writable
+
+    async def _wait_window(self, stream_id: int) -> None:
+        waiter = self._window_waiters.get(stream_id)
+        if waiter is None:
+            waiter = self._window_waiters[stream_id] = self.loop.create_future()
+        try:
+            await waiter
+        finally:
+            if self._window_waiters.get(stream_id) is waiter:
+                del self._window_waiters[stream_id]
+
+    def wake_sender(self, stream_id: int, exc: BaseException | None = None) -> None:
+        """Wake a sender blocked on ``stream_id`` (with ``exc`` when the stream ended)."""
+        waiter = self._window_waiters.pop(stream_id, None)
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    def _wake_all_senders(self) -> None:
+        waiters, self._window_waiters = self._window_waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _on_window_updated(self, event: h2.events.WindowUpdated) -> None:
+        if event.stream_id:
+            self.wake_sender(event.stream_id)
+        else:
+            self._wake_all_senders()
+
+    def _on_remote_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        self._wake_all_senders()
+
+    # --- errors -----------------------------------------------------------
+
+    def on_protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
+        """A peer broke HTTP/2: send GOAWAY with the error and close."""
+        log.debug("HTTP/2 protocol error from %s: %s", self.peer, exc)
+        code = getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR)
+        try:
+            self.h2.send_goaway(self.h2.highest_inbound_stream_id, code, str(exc).encode()[:256])
+        except Exception:  # noqa: BLE001 - we are closing anyway
+            pass
+        self.flush()
+        self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()

@@ -1,0 +1,174 @@
+"""The gRPC server: a listening socket, a method table, counters, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from transport.address import Address
+from transport.http2 import DEFAULT_MAX_HEADER_LIST_SIZE, DEFAULT_WINDOW_SIZE
+from transport.server.connection import ServerConnection
+from transport.server.handlers import MethodHandler, Service
+from transport.status import StatusCode
+from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
+
+log = logging.getLogger(__name__)
+
+#: Response metadata key with the answering server's name, so a client
+#: behind a proxy can see where its call landed.
+SERVER_NAME_KEY = "rpcviz-server"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """Limits and HTTP/2 settings of a server."""
+
+    max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
+    max_concurrent_streams: int = 1000
+    max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE
+    window_size: int = DEFAULT_WINDOW_SIZE
+    #: A connection that sends nothing for this long after connecting is closed.
+    handshake_timeout: float = 10.0
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters a UI can sample cheaply: plain ints, updated in place."""
+
+    connections_open: int = 0
+    connections_total: int = 0
+    calls_in_flight: int = 0
+    calls_served: int = 0
+    #: Requests answered with plain HTTP (not gRPC at all: 415, 405).
+    rejected_requests: int = 0
+    calls_by_status: list[int] = field(default_factory=lambda: [0] * len(StatusCode))
+
+    def call_started(self) -> None:
+        self.calls_in_flight += 1
+
+    def call_finished(self, code: StatusCode) -> None:
+        self.calls_in_flight -= 1
+        self.calls_served += 1
+        self.calls_by_status[code] += 1
+
+    def count_status(self, code: StatusCode) -> None:
+        """A call answered at once (Trailers-Only) without running a handler."""
+        self.calls_served += 1
+        self.calls_by_status[code] += 1
+
+    def status_counts(self) -> dict[str, int]:
+        """Non-zero counts by status name, e.g. ``{"OK": 25}``."""
+        return {StatusCode(i).name: n for i, n in enumerate(self.calls_by_status) if n}
+
+    def reset(self) -> None:
+        """Zero the totals; what is open or in flight stays as it is."""
+        self.connections_total = self.connections_open
+        self.calls_served = 0
+        self.rejected_requests = 0
+        self.calls_by_status = [0] * len(StatusCode)
+
+
+class Server:
+    """Serves registered methods over cleartext HTTP/2 (h2c, prior knowledge)."""
+
+    def __init__(self, *, name: str = "", options: ServerOptions | None = None) -> None:
+        self.name = name
+        self.options = options or ServerOptions()
+        self.methods: dict[str, MethodHandler] = {}
+        self.stats = ServerStats()
+        self.response_headers: list[tuple[bytes, bytes]] = (
+            [(SERVER_NAME_KEY.encode(), name.encode("ascii"))] if name else []
+        )
+        self._server: asyncio.Server | None = None
+        self._connections: set[ServerConnection] = set()
+        self._address: Address | None = None
+        self._all_closed: asyncio.Event | None = None
+
+    def add_method(self, path: str, handler: MethodHandler) -> None:
+        if not path.startswith("/") or path.count("/") != 2:
+            raise ValueError(f"method path {path!r} must look like /package.Service/Method")
+        self.methods[path] = handler
+
+    def add_service(self, service: Service | Mapping[str, MethodHandler]) -> None:
+        handlers = service if isinstance(service, Mapping) else service.method_handlers()
+        for path, handler in handlers.items():
+            self.add_method(path, handler)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Address:
+        """Listen on ``host:port`` (0 picks a free port); return the bound address."""
+        loop = asyncio.get_running_loop()
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        self._server = await loop.create_server(lambda: ServerConnection(self), host, port)
+        sockname = self._server.sockets[0].getsockname()
+        self._address = Address(sockname[0], sockname[1])
+        return self._address
+
+    @property
+    def address(self) -> Address:
+        if self._address is None:
+            raise RuntimeError("server is not started")
+        return self._address
+
+    @property
+    def port(self) -> int:
+        return self.address.port
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        """Stop gracefully: refuse new connections, send GOAWAY, let running calls
+        finish for up to ``grace`` seconds, then cancel what is left and close."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self._connections):
+            conn.drain()
+        if self._all_closed is not None and self._connections:
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), grace)
+            except asyncio.TimeoutError:
+                for conn in list(self._connections):
+                    conn.abort()
+                await self._all_closed.wait()
+        if server is not None:
+            await server.wait_closed()
+
+    def kill(self) -> None:
+        """Stop abruptly, like a crashed process: close every socket, send nothing more."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+
+    async def __aenter__(self) -> Server:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- called by connections --------------------------------------------
+
+    def connection_opened(self, conn: ServerConnection) -> None:
+        self._connections.add(conn)
+        self.stats.connections_open += 1
+        self.stats.connections_total += 1
+        if self._all_closed is not None:
+            self._all_closed.clear()
+        if self._server is None:  # accepted while stopping
+            conn.drain()
+
+    def connection_closed(self, conn: ServerConnection) -> None:
+        if conn in self._connections:
+            self._connections.discard(conn)
+            self.stats.connections_open -= 1
+        if not self._connections and self._all_closed is not None:
+            self._all_closed.set()

@@ -1,0 +1,148 @@
+"""gRPC's wire encodings, free of any I/O.
+
+- Length-prefixed messages: a 1-byte compressed flag, a 4-byte big-endian
+  length, then the message. DATA frame boundaries are unrelated to message
+  boundaries, so :class:`MessageDecoder` accepts bytes in any chunking.
+- ``grpc-message``: percent-encoded UTF-8.
+- ``grpc-timeout``: 1-8 digits and a unit (H M S m u n).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from transport.status import RpcError, StatusCode
+
+DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
+
+_PREFIX = struct.Struct(">BI")
+PREFIX_SIZE = _PREFIX.size
+
+
+def encode_message(message: bytes) -> bytes:
+    """Frame one uncompressed message."""
+    return _PREFIX.pack(0, len(message)) + message
+
+
+class MessageDecoder:
+    """Reassemble length-prefixed messages from arbitrarily split bytes.
+
+    ``feed`` returns the messages completed by the new bytes. A message longer
+    than ``max_length`` raises RESOURCE_EXHAUSTED as soon as its prefix is
+    seen, before its body is buffered; a compressed message raises
+    UNIMPLEMENTED or INTERNAL (we only speak ``identity``).
+    """
+
+    __slots__ = ("_buffer", "_max_length", "_compression")
+
+    def __init__(
+        self,
+        max_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        compression: str | None = None,
+    ) -> None:
+        self._buffer = bytearray()
+        self._max_length = max_length
+        self._compression = compression
+
+    @property
+    def pending(self) -> int:
+        """Bytes received that do not yet form a whole message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._buffer
+        buffer += data
+        messages: list[bytes] = []
+        offset = 0
+        size = len(buffer)
+        while size - offset >= PREFIX_SIZE:
+            flag, length = _PREFIX.unpack_from(buffer, offset)
+            if flag:
+                self._reject_compressed(flag)
+            if length > self._max_length:
+                raise RpcError(
+                    StatusCode.RESOURCE_EXHAUSTED,
+                    f"received message larger than max ({length} vs. {self._max_length})",
+                )
+            end = offset + PREFIX_SIZE + length
+            if end > size:
+                break
+            messages.append(bytes(buffer[offset + PREFIX_SIZE : end]))
+            offset = end
+        if offset:
+            del buffer[:offset]
+        return messages
+
+    def _reject_compressed(self, flag: int) -> None:
+        if flag != 1:
+            raise RpcError(StatusCode.INTERNAL, f"invalid compressed-flag byte {flag} in message prefix")
+        if self._compression in (None, "identity"):
+            raise RpcError(
+                StatusCode.INTERNAL, "compressed message received without a grpc-encoding"
+            )
+        raise RpcError(
+            StatusCode.UNIMPLEMENTED, f"message compression {self._compression!r} is not supported"
+        )
+
+
+# --- grpc-message percent-encoding ---------------------------------------
+
+_UNRESERVED = frozenset(range(0x20, 0x7F)) - {ord("%")}
+
+
+def percent_encode(message: str) -> bytes:
+    """Encode a status message for ``grpc-message``."""
+    raw = message.encode("utf-8", "replace")
+    if all(b in _UNRESERVED for b in raw):
+        return raw
+    return b"".join(bytes((b,)) if b in _UNRESERVED else b"%%%02X" % b for b in raw)
+
+
+def percent_decode(value: bytes) -> str:
+    """Decode ``grpc-message``; a malformed escape is passed through, never an error."""
+    if b"%" not in value:
+        return value.decode("utf-8", "replace")
+    out = bytearray()
+    i = 0
+    n = len(value)
+    while i < n:
+        b = value[i]
+        if b == 0x25 and _is_hex(value[i + 1 : i + 3]):
+            out.append(int(value[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(b)
+            i += 1
+    return out.decode("utf-8", "replace")
+
+
+def _is_hex(pair: bytes) -> bool:
+    return len(pair) == 2 and all(c in b"0123456789abcdefABCDEF" for c in pair)
+
+
+# --- grpc-timeout ---------------------------------------------------------
+
+_UNIT_SECONDS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+_ENCODE_UNITS = ((b"n", 1e-9), (b"u", 1e-6), (b"m", 1e-3), (b"S", 1.0), (b"M", 60.0), (b"H", 3600.0))
+_MAX_DIGITS = 99_999_999
+
+
+def encode_timeout(seconds: float) -> bytes:
+    """The shortest exact-enough ``grpc-timeout`` for ``seconds`` (at most 8 digits)."""
+    if seconds <= 0:
+        return b"1n"
+    for unit, scale in _ENCODE_UNITS:
+        value = seconds / scale
+        if value <= _MAX_DIGITS:
+            # Round up so the server's deadline is never before the client's.
+            amount = int(value) if value == int(value) else int(value) + 1
+            return b"%d%s" % (amount, unit)
+    return b"%dH" % _MAX_DIGITS
+
+
+def decode_timeout(value: bytes) -> float:
+    """Seconds in a ``grpc-timeout`` value; ValueError with a sentence if malformed."""
+    digits, unit = value[:-1], value[-1:]
+    if not 1 <= len(digits) <= 8 or not digits.isdigit() or unit not in _UNIT_SECONDS:
+        raise ValueError(f"malformed grpc-timeout {value.decode('ascii', 'replace')!r}")
+    return int(digits) * _UNIT_SECONDS[unit]
