@@ -151,7 +151,9 @@ class _ClientSide(asyncio.Protocol):
         else:  # pragma: no cover - TCP transports can always write EOF
             self.teardown()
 
-    def attach(self, backend: asyncio.Transport, index: int, stats: BackendStats) -> None:
+    def attach(
+        self, backend: asyncio.Transport, index: int, stats: BackendStats
+    ) -> None:
         """A backend accepted: record the pair and start relaying."""
         backend.set_write_buffer_limits(high=self.proxy.high_water)
         if self.closed:
@@ -254,9 +256,13 @@ class L4Proxy:
                 f"choose one of: {', '.join(STRATEGIES)}."
             )
         if high_water <= 0:
-            raise ValueError(f"high_water must be a positive number of bytes, not {high_water}.")
+            raise ValueError(
+                f"high_water must be a positive number of bytes, not {high_water}."
+            )
         if connect_timeout <= 0:
-            raise ValueError(f"connect_timeout must be positive, not {connect_timeout}.")
+            raise ValueError(
+                f"connect_timeout must be positive, not {connect_timeout}."
+            )
         self.backends: list[BackendStats] = []
         """Per-backend counters, in backend order."""
         self.set_backends(backends)
@@ -377,7 +383,9 @@ class L4Proxy:
     def _accepted(self, client: _ClientSide) -> None:
         """A client connected: start connecting it to a backend."""
         self._clients.add(client)
-        client.connect_task = asyncio.get_running_loop().create_task(self._connect(client))
+        client.connect_task = asyncio.get_running_loop().create_task(
+            self._connect(client)
+        )
 
     async def _connect(self, client: _ClientSide) -> None:
         """Try backends in order from the picked one; close the client if none accepts."""
@@ -399,13 +407,20 @@ class L4Proxy:
                 if client.attached or client.closed:
                     return  # raced with teardown; connection_lost cleans up
                 stats.connect_failures += 1
-                logger.debug("backend %s failed for %s: %r", stats.address, client.client_addr, exc)
+                logger.debug(
+                    "backend %s failed for %s: %r",
+                    stats.address,
+                    client.client_addr,
+                    exc,
+                )
                 continue
             return
         logger.debug("no backend accepted %s; closing it", client.client_addr)
         client.teardown()
 
-    def _opened(self, client: _ClientSide, backend: Address, index: int) -> ConnectionInfo:
+    def _opened(
+        self, client: _ClientSide, backend: Address, index: int
+    ) -> ConnectionInfo:
         """Record a new relayed pair and notify listeners."""
         self._next_id += 1
         info = ConnectionInfo(

@@ -1,0 +1,80 @@
+"""round_robin: a subchannel per address, one pick per call over the READY ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from transport.address import Address
+from transport.balancer.base import FailPicker, Helper, LoadBalancer, Picker, QueuePicker, register_policy
+from transport.client.subchannel import Subchannel
+from transport.connectivity import ConnectivityState
+
+
+class RoundRobinPicker(Picker):
+    """Rotate over a fixed list of READY subchannels (the scene's ``pickSubchannel``)."""
+
+    __slots__ = ("subchannels", "next")
+
+    def __init__(self, subchannels: list[Subchannel], start: int) -> None:
+        self.subchannels = subchannels
+        self.next = start
+
+    def pick(self) -> Subchannel | None:
+        sc = self.subchannels[self.next % len(self.subchannels)]
+        self.next += 1
+        return sc
+
+
+@register_policy
+class RoundRobin(LoadBalancer):
+    """Connects to every address; a non-READY subchannel is skipped and reconnects with backoff."""
+
+    name = "round_robin"
+
+    def __init__(self, helper: Helper) -> None:
+        super().__init__(helper)
+        self._subchannels: dict[Address, Subchannel] = {}
+        self._order: list[Subchannel] = []
+        self._picker: RoundRobinPicker | None = None
+
+    def update_addresses(self, addresses: Sequence[Address]) -> None:
+        wanted = list(dict.fromkeys(addresses))
+        for address in list(self._subchannels):
+            if address not in wanted:
+                self._subchannels.pop(address).shutdown()
+        for address in wanted:
+            if address not in self._subchannels:
+                self._subchannels[address] = self.helper.create_subchannel(address)
+        self._order = [self._subchannels[a] for a in wanted]
+        for sc in self._order:
+            sc.request_connection()
+        self._update_picker()
+
+    def subchannel_state_changed(self, subchannel: Subchannel, old: ConnectivityState, new: ConnectivityState) -> None:
+        if subchannel not in self._order:
+            return
+        if new is ConnectivityState.IDLE:
+            subchannel.request_connection()  # reconnect at once; backoff applies after failures
+        elif new is ConnectivityState.TRANSIENT_FAILURE:
+            self.helper.request_reresolution()
+        self._update_picker()
+
+    def _update_picker(self) -> None:
+        ready = [sc for sc in self._order if sc.state is ConnectivityState.READY]
+        if ready:
+            start = self._picker.next if self._picker is not None else self.helper.rng.randrange(len(ready))
+            self._picker = RoundRobinPicker(ready, start)
+            self.helper.update_state(ConnectivityState.READY, self._picker)
+        elif not self._order:
+            self.helper.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker("resolver returned no addresses"))
+        elif any(sc.state in (ConnectivityState.CONNECTING, ConnectivityState.IDLE) for sc in self._order):
+            self.helper.update_state(ConnectivityState.CONNECTING, QueuePicker())
+        else:
+            errors = "; ".join(sc.last_error for sc in self._order if sc.last_error)
+            self.helper.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker(errors or "no backend is reachable"))
+
+    def shutdown(self) -> None:
+        for sc in self._order:
+            sc.shutdown()
+        self._order = []
+        self._subchannels.clear()

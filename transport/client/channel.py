@@ -1,0 +1,405 @@
+"""The Channel: resolver + load-balancing policy + subchannels, and the call path.
+
+``Channel.dial(target, policy)`` is the scene's entry point. Per call the
+channel runs the interceptor chain, asks the policy's current picker for a
+subchannel and opens one HTTP/2 stream on that subchannel's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from transport.address import Address
+from transport.balancer import FailPicker, Picker, QueuePicker, get_policy
+from transport.client.backoff import BackoffConfig
+from transport.client.connection import RawResponse, StreamNotProcessed
+from transport.client.interceptors import CallDetails, ClientInterceptor, chain
+from transport.client.resolver import parse_target
+from transport.client.subchannel import Subchannel, SubchannelOptions
+from transport.connectivity import ConnectivityState
+from transport.http2 import DEFAULT_WINDOW_SIZE
+from transport.metadata import Metadata, encode_metadata, metadata_value
+from transport.status import RpcError, StatusCode
+from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
+
+log = logging.getLogger(__name__)
+
+#: DNS is re-resolved on connection loss at most this often (gRPC's 30 s).
+MIN_RERESOLUTION_INTERVAL = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOptions:
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
+    window_size: int = DEFAULT_WINDOW_SIZE
+    #: Seeds backoff jitter and the round_robin start index; None = random.
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class ChannelStats:
+    """Counters a UI can sample: every call ends as exactly one success or one failure."""
+
+    calls_started: int = 0
+    calls_succeeded: int = 0
+    calls_failed: int = 0
+    calls_in_flight: int = 0
+    calls_by_status: list[int] = field(default_factory=lambda: [0] * len(StatusCode))
+
+    def status_counts(self) -> dict[str, int]:
+        return {StatusCode(i).name: n for i, n in enumerate(self.calls_by_status) if n}
+
+    def failures(self) -> dict[str, int]:
+        return {name: n for name, n in self.status_counts().items() if name != "OK"}
+
+    def reset(self) -> None:
+        """Zero the totals; calls in flight stay counted as in flight (and will
+        count once they end), so fired = ok + failed + in_flight holds."""
+        self.calls_started = self.calls_in_flight
+        self.calls_succeeded = self.calls_failed = 0
+        self.calls_by_status = [0] * len(StatusCode)
+
+
+class UnaryResult:
+    """A finished unary call: the response and where it came from."""
+
+    __slots__ = ("response", "_raw", "address")
+
+    def __init__(self, response: Any, raw: RawResponse, address: Address) -> None:
+        self.response = response
+        self._raw = raw
+        #: The subchannel address the call rode (a proxy's, behind an L4 balancer).
+        self.address = address
+
+    @property
+    def initial_metadata(self) -> Metadata:
+        return self._raw.initial_metadata
+
+    @property
+    def trailing_metadata(self) -> Metadata:
+        return self._raw.trailing_metadata
+
+    def metadata_value(self, key: str) -> str | bytes | None:
+        """A value from the response headers, else the trailers."""
+        value = metadata_value(self.initial_metadata, key)
+        return value if value is not None else metadata_value(self.trailing_metadata, key)
+
+
+ChannelListener = Callable[["Channel", str, Any], None]
+
+
+class Channel:
+    """A virtual connection to a target, balanced over subchannels by a policy."""
+
+    def __init__(
+        self,
+        target: str,
+        policy: str = "pick_first",
+        *,
+        options: ChannelOptions | None = None,
+        interceptors: Sequence[ClientInterceptor] = (),
+    ) -> None:
+        self.target = target
+        self.policy_name = policy
+        self.options = options or ChannelOptions()
+        self._resolver = parse_target(target)  # ValueError for a bad target
+        policy_cls = get_policy(policy)  # ValueError for an unknown policy
+        self.rng = random.Random(self.options.seed)
+        self._subchannel_options = SubchannelOptions(
+            backoff=self.options.backoff,
+            max_receive_message_length=self.options.max_receive_message_length,
+            window_size=self.options.window_size,
+        )
+        self.loop = asyncio.get_running_loop()
+        self.state = ConnectivityState.IDLE
+        self.stats = ChannelStats()
+        #: Every live subchannel, in creation order (for the UI).
+        self.subchannels: list[Subchannel] = []
+        self.addresses: list[Address] = []
+        self.resolution_error = ""
+        self._picker: Picker = QueuePicker()
+        self._picker_changed: asyncio.Future[None] = self.loop.create_future()
+        self._listeners: list[ChannelListener] = []
+        self._closed = False
+        self._idle: asyncio.Event = asyncio.Event()
+        self._idle.set()
+        self._last_resolution = -MIN_RERESOLUTION_INTERVAL
+        self._resolving: asyncio.Task[None] | None = None
+        self._invoke = chain(interceptors, self._invoke_transport)
+        self._lb = policy_cls(self)
+        self._resolve()
+
+    @classmethod
+    def dial(
+        cls,
+        target: str,
+        policy: str = "pick_first",
+        *,
+        options: ChannelOptions | None = None,
+        interceptors: Sequence[ClientInterceptor] = (),
+    ) -> Channel:
+        """The scene's ``Channel.dial``: resolve ``target`` and connect as ``policy`` says."""
+        return cls(target, policy, options=options, interceptors=interceptors)
+
+    # --- resolution -------------------------------------------------------
+
+    def _resolve(self) -> None:
+        self._last_resolution = self.loop.time()
+        self._resolving = self.loop.create_task(self._run_resolver())
+
+    async def _run_resolver(self) -> None:
+        try:
+            addresses = await self._resolver.resolve()
+        except OSError as exc:
+            self.resolution_error = str(exc)
+            if not self.addresses:
+                self.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker(str(exc)))
+            return
+        finally:
+            self._resolving = None
+        if self._closed:
+            return
+        self.resolution_error = ""
+        self.addresses = addresses
+        self._lb.update_addresses(addresses)
+
+    # --- the Helper interface the policy uses -------------------------------
+
+    def create_subchannel(self, address: Address) -> Subchannel:
+        sc = Subchannel(address, self._resolver.authority, self._subchannel_options, self.rng)
+        sc.add_listener(self._on_subchannel_state)
+        self.subchannels.append(sc)
+        self._emit("subchannel_created", sc)
+        return sc
+
+    def update_state(self, state: ConnectivityState, picker: Picker) -> None:
+        self._picker = picker
+        if state is not self.state:
+            self.state = state
+            self._emit("state", state)
+        changed, self._picker_changed = self._picker_changed, self.loop.create_future()
+        changed.set_result(None)
+
+    def request_reresolution(self) -> None:
+        if (
+            self._resolver.can_reresolve
+            and self._resolving is None
+            and not self._closed
+            and self.loop.time() - self._last_resolution >= MIN_RERESOLUTION_INTERVAL
+        ):
+            self._resolve()
+
+    def _on_subchannel_state(self, sc: Subchannel, old: ConnectivityState, new: ConnectivityState) -> None:
+        if new is ConnectivityState.SHUTDOWN and sc in self.subchannels:
+            self.subchannels.remove(sc)
+        self._emit("subchannel_state", (sc, old, new))
+        if not self._closed:
+            self._lb.subchannel_state_changed(sc, old, new)
+
+    # --- events -----------------------------------------------------------
+
+    def add_listener(self, listener: ChannelListener) -> None:
+        """``listener(channel, kind, data)`` for "state", "subchannel_created", "subchannel_state"."""
+        self._listeners.append(listener)
+
+    def _emit(self, kind: str, data: Any) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(self, kind, data)
+            except Exception:  # noqa: BLE001
+                log.exception("channel listener failed")
+
+    # --- calls ------------------------------------------------------------
+
+    async def unary_unary(
+        self,
+        method: str,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        wait_for_ready: bool = False,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+    ) -> UnaryResult:
+        """Run one unary call through the interceptors; raise RpcError on failure."""
+        details = CallDetails(method, timeout, metadata, wait_for_ready)
+        if request_serializer is not None:
+            details.request_serializer = request_serializer
+        if response_deserializer is not None:
+            details.response_deserializer = response_deserializer
+        stats = self.stats
+        stats.calls_started += 1
+        stats.calls_in_flight += 1
+        self._idle.clear()
+        try:
+            result = await self._invoke(details, request)
+        except RpcError as exc:
+            stats.calls_failed += 1
+            stats.calls_by_status[exc.code] += 1
+            raise
+        except asyncio.CancelledError:
+            stats.calls_failed += 1
+            stats.calls_by_status[StatusCode.CANCELLED] += 1
+            raise
+        except Exception as exc:
+            # An interceptor or codec bug still ends the call with a status.
+            stats.calls_failed += 1
+            stats.calls_by_status[StatusCode.UNKNOWN] += 1
+            raise RpcError(StatusCode.UNKNOWN, f"call failed on the client: {type(exc).__name__}: {exc}") from exc
+        else:
+            stats.calls_succeeded += 1
+            stats.calls_by_status[0] += 1
+            return result
+        finally:
+            stats.calls_in_flight -= 1
+            if not stats.calls_in_flight:
+                self._idle.set()
+
+    async def _invoke_transport(self, details: CallDetails, request: Any) -> UnaryResult:
+        """The end of the interceptor chain: pick, send on one stream, await the response."""
+        if self._closed:
+            raise RpcError(StatusCode.UNAVAILABLE, "channel is closed")
+        try:
+            payload = details.request_serializer(request)
+        except Exception as exc:
+            raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
+        try:
+            headers = encode_metadata(details.metadata) if details.metadata else []
+        except ValueError as exc:
+            raise RpcError(StatusCode.INTERNAL, str(exc)) from exc
+        deadline = self.loop.time() + details.timeout if details.timeout is not None else None
+        path = details.method.encode()
+        retried = False
+        while True:
+            sc = self._picker.pick()
+            if sc is None or sc.connection is None or not sc.connection.usable:
+                sc = await self._wait_for_pick(deadline, details.wait_for_ready)
+            conn = sc.connection
+            assert conn is not None
+            sc_stats = sc.stats
+            sc_stats.calls_started += 1
+            sc_stats.calls_in_flight += 1
+            try:
+                raw = await conn.unary_unary(path, payload, headers, deadline)
+            except StreamNotProcessed:
+                sc_stats.calls_started -= 1  # the server never saw it
+                if retried:
+                    raise
+                retried = True  # gRPC's transparent retry, once, on a fresh pick
+                continue
+            except BaseException:
+                sc_stats.calls_failed += 1
+                raise
+            else:
+                sc_stats.calls_succeeded += 1
+            finally:
+                sc_stats.calls_in_flight -= 1
+            try:
+                response = details.response_deserializer(raw.message)
+            except Exception as exc:
+                raise RpcError(StatusCode.INTERNAL, f"could not parse the response: {exc}") from exc
+            return UnaryResult(response, raw, sc.address)
+
+    async def _wait_for_pick(self, deadline: float | None, wait_for_ready: bool) -> Subchannel:
+        while True:
+            try:
+                sc = self._picker.pick()
+            except RpcError:
+                if not wait_for_ready:
+                    raise
+                sc = None
+            if sc is not None and sc.connection is not None and sc.connection.usable:
+                return sc
+            if self._closed:
+                raise RpcError(StatusCode.UNAVAILABLE, "channel is closed")
+            timeout = None if deadline is None else deadline - self.loop.time()
+            if timeout is not None and timeout <= 0:
+                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded while waiting for a connection")
+            changed = self._picker_changed
+            if sc is not None:
+                # The picker chose a subchannel whose connection just went away;
+                # its state change (and a new picker) is on the way.
+                await asyncio.sleep(0)
+                if changed is not self._picker_changed:
+                    continue
+            try:
+                await asyncio.wait_for(asyncio.shield(changed), timeout)
+            except asyncio.TimeoutError:
+                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded while waiting for a connection") from None
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def wait_for_state(self, state: ConnectivityState, timeout: float | None = None) -> None:
+        """Wait until the channel is in ``state`` (e.g. READY)."""
+        async with asyncio.timeout(timeout):
+            while self.state is not state:
+                await asyncio.shield(self._picker_changed)
+
+    def connect(self) -> None:
+        """Leave IDLE: subchannels connect (policies already do on dial)."""
+        for sc in self.subchannels:
+            if sc.state is ConnectivityState.IDLE:
+                sc.request_connection()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self, grace: float | None = None) -> None:
+        """Refuse new calls; let running ones finish for up to ``grace`` seconds
+        (forever if None); then shut every subchannel down."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._resolving is not None:
+            self._resolving.cancel()
+        if self.stats.calls_in_flight:
+            try:
+                await asyncio.wait_for(self._idle.wait(), grace)
+            except asyncio.TimeoutError:
+                pass
+        self._lb.shutdown()
+        self.update_state(ConnectivityState.SHUTDOWN, FailPicker("channel is closed"))
+
+    async def __aenter__(self) -> Channel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close(grace=0)
+
+
+class UnaryUnaryMethod:
+    """A typed method on a channel, like a generated stub's attribute."""
+
+    __slots__ = ("_channel", "_path", "_serializer", "_deserializer")
+
+    def __init__(
+        self,
+        channel: Channel,
+        path: str,
+        request_serializer: Callable[[Any], bytes],
+        response_deserializer: Callable[[bytes], Any],
+    ) -> None:
+        self._channel = channel
+        self._path = path
+        self._serializer = request_serializer
+        self._deserializer = response_deserializer
+
+    async def __call__(self, request: Any, **kwargs: Any) -> Any:
+        return (await self.with_call(request, **kwargs)).response
+
+    async def with_call(self, request: Any, **kwargs: Any) -> UnaryResult:
+        return await self._channel.unary_unary(
+            self._path,
+            request,
+            request_serializer=self._serializer,
+            response_deserializer=self._deserializer,
+            **kwargs,
+        )

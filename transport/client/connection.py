@@ -1,0 +1,345 @@
+"""The client side of one HTTP/2 connection: one stream per call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import h2.events
+import h2.exceptions
+from h2.errors import ErrorCodes
+
+from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol
+from transport.metadata import Metadata, decode_metadata
+from transport.status import RpcError, StatusCode, status_from_http, status_from_rst
+from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageDecoder, encode_message, encode_timeout, percent_decode
+
+USER_AGENT = b"rpcviz-python/0.1"
+
+
+class StreamNotProcessed(RpcError):
+    """UNAVAILABLE for a call the server never saw (GOAWAY above its last stream
+    id, REFUSED_STREAM, or a connection gone before the stream was sent): safe
+    to retry transparently on another connection."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(StatusCode.UNAVAILABLE, details)
+
+
+class RawResponse:
+    """What came back on the stream, metadata decoded only when asked for."""
+
+    __slots__ = ("message", "_headers", "_trailers")
+
+    def __init__(self, message: bytes, headers: list[tuple[bytes, bytes]], trailers: list[tuple[bytes, bytes]]) -> None:
+        self.message = message
+        self._headers = headers
+        self._trailers = trailers
+
+    @property
+    def initial_metadata(self) -> Metadata:
+        return decode_metadata(self._headers)
+
+    @property
+    def trailing_metadata(self) -> Metadata:
+        return decode_metadata(self._trailers)
+
+
+class _Stream:
+    __slots__ = ("future", "headers", "trailers", "decoder", "messages")
+
+    def __init__(self, future: asyncio.Future[RawResponse], max_length: int) -> None:
+        self.future = future
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.decoder = MessageDecoder(max_length)
+        self.messages: list[bytes] = []
+
+
+class ClientConnection(H2Protocol):
+    """Owns one client socket; ``ready`` resolves when the server's SETTINGS arrive."""
+
+    client_side = True
+
+    def __init__(
+        self,
+        authority: str,
+        *,
+        max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        window_size: int = DEFAULT_WINDOW_SIZE,
+        on_closed: Callable[[ClientConnection], None] | None = None,
+    ) -> None:
+        super().__init__(window_size=window_size)
+        self.ready: asyncio.Future[None] = self.loop.create_future()
+        self.streams: dict[int, _Stream] = {}
+        self.goaway = False
+        self._closing = False
+        self._max_length = max_receive_message_length
+        self._on_closed = on_closed
+        self._slot_waiters: list[asyncio.Future[None]] = []
+        self._base_headers = [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":authority", authority.encode("ascii")),
+        ]
+        self._common_headers = [
+            (b"te", b"trailers"),
+            (b"content-type", b"application/grpc"),
+            (b"user-agent", USER_AGENT),
+        ]
+        self._handlers.update(
+            {
+                h2.events.ResponseReceived: self._on_headers,
+                h2.events.TrailersReceived: self._on_trailers,
+                h2.events.DataReceived: self._on_data,
+                h2.events.StreamEnded: self._on_stream_ended,
+                h2.events.StreamReset: self._on_stream_reset,
+                h2.events.ConnectionTerminated: self._on_goaway,
+            }
+        )
+
+    @property
+    def usable(self) -> bool:
+        """True while new calls may start here."""
+        return not (self.goaway or self._closing or self.closed)
+
+    @property
+    def active_streams(self) -> int:
+        return len(self.streams)
+
+    # --- calls ------------------------------------------------------------
+
+    async def unary_unary(
+        self,
+        path: bytes,
+        payload: bytes,
+        metadata: list[tuple[bytes, bytes]],
+        deadline: float | None,
+    ) -> RawResponse:
+        """Run one unary call on a new stream; raise RpcError with its status."""
+        h2c = self.h2
+        while h2c.open_outbound_streams >= h2c.remote_settings.max_concurrent_streams:
+            await self._wait_stream_slot()
+        if not self.usable:
+            raise StreamNotProcessed("connection is closing")
+        loop = self.loop
+        headers = self._base_headers + [(b":path", path)] + self._common_headers
+        if deadline is not None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded before the call started")
+            headers.append((b"grpc-timeout", encode_timeout(remaining)))
+        if metadata:
+            headers += metadata
+        stream_id = h2c.get_next_available_stream_id()
+        future: asyncio.Future[RawResponse] = loop.create_future()
+        self.streams[stream_id] = _Stream(future, self._max_length)
+        h2c.send_headers(stream_id, headers)
+        data = encode_message(payload)
+        if not self.try_send_data(stream_id, data, True):
+            loop.create_task(self._send_body(stream_id, data))
+        self.schedule_flush()
+        timer = loop.call_at(deadline, self._expire, stream_id) if deadline is not None else None
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not future.done():
+                self._cancel(stream_id)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _send_body(self, stream_id: int, data: bytes) -> None:
+        try:
+            await self.send_data(stream_id, data, True)
+        except Exception as exc:  # noqa: BLE001 - the stream's future reports the failure
+            stream = self.streams.pop(stream_id, None)
+            if stream is not None and not stream.future.done():
+                stream.future.set_exception(RpcError(StatusCode.UNAVAILABLE, f"could not send the request: {exc}"))
+
+    def _expire(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None and not stream.future.done():
+            stream.future.set_exception(RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+            self._cancel(stream_id)
+
+    def _cancel(self, stream_id: int) -> None:
+        """Reset our stream (a deadline or the caller gave up)."""
+        self.streams.pop(stream_id, None)
+        try:
+            self.h2.reset_stream(stream_id, ErrorCodes.CANCEL)
+        except h2.exceptions.ProtocolError:
+            pass
+        self.wake_sender(stream_id, asyncio.CancelledError())
+        self.schedule_flush()
+        self._stream_closed()
+
+    # --- events -----------------------------------------------------------
+
+    def _on_remote_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        super()._on_remote_settings(event)
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def _on_headers(self, event: h2.events.ResponseReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.headers = event.headers
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.trailers = event.headers
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        stream_id = event.stream_id
+        if event.flow_controlled_length:
+            try:
+                self.h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
+            except h2.exceptions.ProtocolError:
+                pass
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return
+        try:
+            stream.messages += stream.decoder.feed(event.data)
+        except RpcError as exc:
+            if not stream.future.done():
+                stream.future.set_exception(exc)
+            self._cancel(stream_id)
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self.streams.pop(event.stream_id, None)
+        if stream is None:
+            return
+        self._stream_closed()
+        if not stream.future.done():
+            _finish(stream)
+
+    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self.streams.pop(event.stream_id, None)
+        self.wake_sender(event.stream_id, asyncio.CancelledError())
+        if stream is None:
+            return
+        self._stream_closed()
+        if stream.future.done():
+            return
+        if event.error_code == ErrorCodes.REFUSED_STREAM:
+            stream.future.set_exception(StreamNotProcessed("stream refused by the server (REFUSED_STREAM)"))
+        elif event.error_code == ErrorCodes.NO_ERROR and stream.trailers is not None:
+            _finish(stream)
+        else:
+            code = status_from_rst(event.error_code)
+            stream.future.set_exception(RpcError(code, f"stream reset by the server with {_rst_name(event.error_code)}"))
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        self.goaway = True
+        last = event.last_stream_id if event.last_stream_id is not None else 0
+        for stream_id in [s for s in self.streams if s > last]:
+            stream = self.streams.pop(stream_id)
+            if not stream.future.done():
+                stream.future.set_exception(StreamNotProcessed("the server sent GOAWAY before processing the call"))
+        self._wake_slot_waiters()
+        if self._on_closed is not None:
+            self._on_closed(self)
+        if not self.streams:
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        streams, self.streams = self.streams, {}
+        reason = f"connection to {self.peer or 'server'} lost"
+        for stream in streams.values():
+            if not stream.future.done():
+                stream.future.set_exception(RpcError(StatusCode.UNAVAILABLE, reason))
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(reason))
+        self._wake_slot_waiters()
+        if self._on_closed is not None and not self.goaway:
+            self._on_closed(self)
+
+    def close_when_idle(self) -> None:
+        """Take no new calls; close once the running ones have finished."""
+        self._closing = True
+        if not self.streams:
+            self.close()
+
+    # --- stream slots (SETTINGS_MAX_CONCURRENT_STREAMS) ---------------------
+
+    async def _wait_stream_slot(self) -> None:
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self._slot_waiters.append(waiter)
+        await waiter
+
+    def _stream_closed(self) -> None:
+        if self._slot_waiters:
+            waiter = self._slot_waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+        if (self.goaway or self._closing) and not self.streams:
+            self.loop.call_soon(self.close)
+
+    def _wake_slot_waiters(self) -> None:
+        waiters, self._slot_waiters = self._slot_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _finish(stream: _Stream) -> None:
+    """Turn a finished stream into a response or an RpcError (status from trailers,
+    Trailers-Only headers, or synthesized from HTTP)."""
+    headers = stream.headers or []
+    http_status = b""
+    content_type = b""
+    for name, value in headers:
+        if name == b":status":
+            http_status = value
+        elif name == b"content-type":
+            content_type = value
+    if http_status != b"200":
+        code = status_from_http(int(http_status)) if http_status.isdigit() else StatusCode.UNKNOWN
+        stream.future.set_exception(
+            RpcError(code, f"server answered HTTP {http_status.decode('ascii', 'replace') or '(none)'}, not gRPC")
+        )
+        return
+    if not content_type.startswith(b"application/grpc"):
+        stream.future.set_exception(
+            RpcError(StatusCode.UNKNOWN, f"server answered content-type {content_type.decode('ascii', 'replace')!r}, not gRPC")
+        )
+        return
+    trailers = stream.trailers if stream.trailers is not None else headers
+    grpc_status = None
+    grpc_message = b""
+    for name, value in trailers:
+        if name == b"grpc-status":
+            grpc_status = value
+        elif name == b"grpc-message":
+            grpc_message = value
+    if grpc_status is None:
+        stream.future.set_exception(RpcError(StatusCode.UNKNOWN, "server sent no grpc-status"))
+        return
+    try:
+        code = StatusCode(int(grpc_status))
+    except ValueError:
+        code = StatusCode.UNKNOWN
+    if code is not StatusCode.OK:
+        stream.future.set_exception(
+            RpcError(code, percent_decode(grpc_message), decode_metadata(trailers), decode_metadata(headers))
+        )
+    elif stream.decoder.pending:
+        stream.future.set_exception(RpcError(StatusCode.INTERNAL, "response ended in the middle of a message"))
+    elif len(stream.messages) != 1:
+        stream.future.set_exception(
+            RpcError(StatusCode.INTERNAL, f"unary call got {len(stream.messages)} response messages, expected 1")
+        )
+    else:
+        stream.future.set_result(RawResponse(stream.messages[0], headers, trailers if stream.trailers is not None else []))
+
+
+def _rst_name(code: int) -> str:
+    try:
+        return ErrorCodes(code).name
+    except ValueError:
+        return f"error code {code}"
