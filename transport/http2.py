@@ -23,6 +23,7 @@ from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, Event
 from h2.settings import SettingCodes
 from h2.stream import StreamClosedBy
+from transport.address import Address
 from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ class H2Protocol(asyncio.Protocol):
         self._window_waiters: dict[int, asyncio.Future[None]] = {}
         self.closed = False
         self.peer: str = ""
+        self.local_address: Address | None = None
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             h2.events.WindowUpdated: self._on_window_updated,
             h2.events.RemoteSettingsChanged: self._on_remote_settings,
@@ -146,7 +148,10 @@ class H2Protocol(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         if peer:
-            self.peer = f"{peer[0]}:{peer[1]}" if ":" not in peer[0] else f"[{peer[0]}]:{peer[1]}"
+            self.peer = str(Address(peer[0], peer[1]))
+        local = transport.get_extra_info("sockname")
+        if local:
+            self.local_address = Address(local[0], local[1])
         self.h2.initiate_connection()
         extra = self._connection_window - 65535
         if extra > 0:

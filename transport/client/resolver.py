@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from transport.address import Address
 
 DEFAULT_PORT = 443
+_HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\Z")
 
 
 class Resolver(ABC):
@@ -78,11 +80,11 @@ def _split_host_port(text: str, target: str) -> tuple[str, int]:
     try:
         address = Address.parse(text)
     except ValueError:
-        if text and ":" not in text:
+        if _HOSTNAME.match(text):
             return text, DEFAULT_PORT
         raise ValueError(f"target {target!r}: {text!r} is not host:port") from None
-    if not address.host:
-        raise ValueError(f"target {target!r} has no host")
+    if not address.host or not (_HOSTNAME.match(address.host) or _is_ip(address.host)):
+        raise ValueError(f"target {target!r}: {address.host!r} is not a host name or IP address")
     return address.host, address.port
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,7 +138,10 @@ class Subchannel:
 
     def _connect_failed(self, exc: BaseException) -> None:
         self.stats.connect_failures += 1
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc) or type(exc).__name__)
+        if isinstance(exc, OSError) and exc.errno:
+            reason = os.strerror(exc.errno).lower()
+        else:
+            reason = str(exc) or type(exc).__name__
         if isinstance(exc, TimeoutError):
             reason = "connection attempt timed out"
         self.last_error = f"failed to connect to {self.address}: {reason}"

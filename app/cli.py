@@ -1,0 +1,65 @@
+"""The ``rpcviz`` command: the visualizer by default, plus headless sub-commands.
+
+Every failure a user can cause ends as one line on stderr and a non-zero
+exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from app.commands import call, demo, proxy, serve
+from app.commands.errors import CliError
+
+COMMANDS = {"serve": serve, "call": call, "proxy": proxy, "demo": demo}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="rpcviz",
+        description="See gRPC load balancing: the L4 pinning trap and client-side round_robin, "
+        "live from a real gRPC transport. With no command, opens the visualizer.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module in COMMANDS.items():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return _run_app()
+    module = COMMANDS[args.command]
+    try:
+        return asyncio.run(module.run(args))
+    except CliError as exc:
+        print(f"rpcviz {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_app() -> int:
+    try:
+        from app.ui import run_app
+    except ImportError:
+        print("rpcviz: the visualizer is not built yet; try `rpcviz demo` or `rpcviz serve`", file=sys.stderr)
+        return 1
+    return run_app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

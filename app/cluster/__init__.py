@@ -1,0 +1,20 @@
+"""The model behind the picture: pods, the L4 balancer, the client, traffic. No UI here."""
+
+from app.cluster.cluster import POLICIES, Cluster, ClusterConfig
+from app.cluster.load import LoadModel
+from app.cluster.pod import Pod
+from app.cluster.traffic import Traffic, TrafficStats
+from app.cluster.view import ClusterView, ConnectionView, PodView
+
+__all__ = [
+    "POLICIES",
+    "Cluster",
+    "ClusterConfig",
+    "ClusterView",
+    "ConnectionView",
+    "LoadModel",
+    "Pod",
+    "PodView",
+    "Traffic",
+    "TrafficStats",
+]

@@ -1,0 +1,221 @@
+"""The world the visualizer shows: four Greeter pods, an L4 balancer, one client.
+
+Everything runs in-process on one event loop, on 127.0.0.1, and every figure
+comes from the real servers', proxy's and subchannels' counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from app.cluster.load import LoadModel
+from app.cluster.pod import Pod
+from app.cluster.traffic import Traffic
+from app.cluster.view import ClusterView, ConnectionView, PodView
+from transport import Address, BackoffConfig, Channel, ChannelOptions, ConnectivityState
+from transport.proxy import L4Proxy
+
+POLICIES = ("pick_first", "round_robin")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    pods: int = 4
+    #: Each greet's service time at a pod, and how many it serves at once.
+    service_time: float = 0.004
+    workers: int = 1
+    load_window: float = 1.0
+    #: Seeds the L4 balancer's backend choice and the client's picks.
+    seed: int | None = None
+    #: How the L4 balancer picks a backend per connection (ELB/kube-proxy: random).
+    balancer_strategy: str = "random"
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    call_timeout: float = 10.0
+
+
+class Cluster:
+    """Start it, pick a policy, fire traffic, read :meth:`view`."""
+
+    def __init__(self, config: ClusterConfig | None = None) -> None:
+        self.config = config or ClusterConfig()
+        c = self.config
+        self.pods = [Pod(i + 1, LoadModel(c.service_time, c.workers, c.load_window)) for i in range(c.pods)]
+        self.proxy: L4Proxy | None = None
+        self.policy = "pick_first"
+        self._channel: Channel | None = None
+        self._old_channels: set[asyncio.Task[None]] = set()
+        self.traffic = Traffic(lambda: self.channel, timeout=c.call_timeout)
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def start(self, policy: str = "pick_first") -> None:
+        for pod in self.pods:
+            await pod.start()
+        self.proxy = L4Proxy(
+            [pod.address for pod in self.pods],
+            strategy=self.config.balancer_strategy,
+            seed=self.config.seed,
+        )
+        await self.proxy.start()
+        self.policy = self._check(policy)
+        self._channel = self.dial(policy)
+
+    async def stop(self) -> None:
+        await self.traffic.stop()
+        if self._channel is not None:
+            await self._channel.close(grace=1.0)
+        for task in list(self._old_channels):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.proxy is not None:
+            await self.proxy.stop()
+        for pod in self.pods:
+            await pod.stop(grace=1.0)
+
+    async def __aenter__(self) -> Cluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- the client -------------------------------------------------------------
+
+    @property
+    def channel(self) -> Channel:
+        if self._channel is None:
+            raise RuntimeError("the cluster is not started")
+        return self._channel
+
+    def dial(self, policy: str) -> Channel:
+        """The scene's ``Channel.dial``: what the client resolves depends on the policy."""
+        if policy == "pick_first":
+            # one VIP address -> the L4 LB picks the backend
+            target = str(self.vip)
+        else:  # round_robin
+            # headless service returns every backend IP
+            target = "ipv4:" + ",".join(str(pod.address) for pod in self.pods)
+        options = ChannelOptions(backoff=self.config.backoff, seed=self.config.seed)
+        return Channel.dial(target, policy, options=options)
+
+    @property
+    def vip(self) -> Address:
+        if self.proxy is None:
+            raise RuntimeError("the cluster is not started")
+        return self.proxy.address
+
+    def set_policy(self, policy: str) -> None:
+        """Switch policy: the old channel drains (its calls finish), a new one is dialled."""
+        policy = self._check(policy)
+        if policy == self.policy:
+            return
+        old = self.channel
+        self.policy = policy
+        self._channel = self.dial(policy)
+        task = asyncio.get_running_loop().create_task(old.close(grace=None))
+        self._old_channels.add(task)
+        task.add_done_callback(self._old_channels.discard)
+
+    def toggle_policy(self) -> str:
+        self.set_policy(POLICIES[(POLICIES.index(self.policy) + 1) % len(POLICIES)])
+        return self.policy
+
+    async def wait_ready(self, timeout: float = 5.0) -> None:
+        """Wait until every subchannel the policy wants is READY (1 or all)."""
+        channel = self.channel
+        want = 1 if self.policy == "pick_first" else len(self.pods)
+        async with asyncio.timeout(timeout):
+            while sum(sc.state is ConnectivityState.READY for sc in channel.subchannels) < want:
+                await asyncio.sleep(0.005)
+
+    @staticmethod
+    def _check(policy: str) -> str:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}: the scene has {' and '.join(POLICIES)}")
+        return policy
+
+    # --- figures ----------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Zero every counter: traffic, pods, proxy, channel."""
+        self.traffic.stats.reset()
+        for pod in self.pods:
+            pod.reset()
+        if self._channel is not None:
+            self._channel.stats.reset()
+            for sc in self._channel.subchannels:
+                sc.stats.reset()
+        if self.proxy is not None:
+            for backend in self.proxy.backends:
+                backend.connections_total = backend.connections_open
+                backend.bytes_up = backend.bytes_down = backend.connect_failures = 0
+
+    def _pod_of(self, address: Address) -> int | None:
+        for pod in self.pods:
+            if pod._address == address:
+                return pod.index
+        return None
+
+    def view(self) -> ClusterView:
+        channel = self.channel
+        loop_time = asyncio.get_running_loop().time()
+        via_balancer = self.proxy is not None and channel.addresses == [self.proxy.address]
+        proxied = self._proxied_pods()
+        connections = []
+        for sc in channel.subchannels:
+            pod: int | None = None
+            if sc.state is ConnectivityState.READY and sc.connection is not None:
+                if via_balancer:
+                    pod = proxied.get(sc.connection.local_address)
+                else:
+                    pod = self._pod_of(sc.address)
+            connections.append(
+                ConnectionView(
+                    state=sc.state.name,
+                    pod=pod,
+                    via_balancer=via_balancer,
+                    calls=sc.stats.calls_succeeded,
+                    retry_in=None if sc.next_attempt_at is None else max(0.0, sc.next_attempt_at - loop_time),
+                )
+            )
+        pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
+        pods = tuple(
+            PodView(
+                index=pod.index,
+                name=pod.name,
+                serving=pod.serving,
+                load=pod.load(),
+                calls=pod.calls_ok,
+                in_flight=pod.calls_in_flight,
+                connections=pod.connections,
+                pinned=pod.index in pinned,
+            )
+            for pod in self.pods
+        )
+        stats = self.traffic.stats
+        return ClusterView(
+            policy=self.policy,
+            target=channel.target,
+            fired=stats.fired,
+            ok=stats.ok,
+            failed=dict(stats.failed),
+            in_flight=stats.in_flight,
+            steady_rate=self.traffic.rate if self.traffic.steady else None,
+            connections=tuple(connections),
+            pods=pods,
+        )
+
+    def _proxied_pods(self) -> dict[Address, int]:
+        """Client-side address of each proxied connection -> the pod it was sent to."""
+        if self.proxy is None:
+            return {}
+        result = {}
+        for info in self.proxy.connections:
+            pod = self._pod_of(info.backend)
+            if pod is not None:
+                result[info.client] = pod
+        return result
+
+

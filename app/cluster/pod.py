@@ -1,0 +1,76 @@
+"""A pod: one Greeter server with a load model, stoppable and restartable on its port."""
+
+from __future__ import annotations
+
+from app.cluster.load import LoadModel
+from app.greeter.service import Greeter
+from transport import Address, Server, StatusCode
+
+
+class Pod:
+    """``pod #index``: a real gRPC server on 127.0.0.1."""
+
+    def __init__(self, index: int, load: LoadModel, host: str = "127.0.0.1") -> None:
+        self.index = index
+        self.name = f"pod-{index}"
+        self.host = host
+        self.load_model = load
+        self.server: Server = self._new_server()
+        self._address: Address | None = None
+
+    def _new_server(self) -> Server:
+        server = Server(name=self.name)
+        server.add_service(Greeter(work=self.load_model.work))
+        return server
+
+    @property
+    def address(self) -> Address:
+        if self._address is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._address
+
+    @property
+    def serving(self) -> bool:
+        return self.server.serving
+
+    async def start(self) -> Address:
+        """Start serving; a restart reuses the pod's port and keeps its counters."""
+        if self.server.serving:
+            return self.address
+        if self._address is not None:
+            stats = self.server.stats
+            self.server = self._new_server()
+            self.server.stats.calls_by_status = stats.calls_by_status
+            self.server.stats.calls_served = stats.calls_served
+            self.server.stats.connections_total = stats.connections_total
+        self._address = await self.server.start(self.host, self._address.port if self._address else 0)
+        return self._address
+
+    async def stop(self, grace: float | None = 0.0) -> None:
+        """Stop like a pod being deleted: GOAWAY, then calls still running are cut off after ``grace``."""
+        await self.server.stop(grace=grace)
+
+    def kill(self) -> None:
+        """Crash: every connection drops at once."""
+        self.server.kill()
+
+    # --- figures ------------------------------------------------------------
+
+    @property
+    def calls_ok(self) -> int:
+        return self.server.stats.calls_by_status[StatusCode.OK]
+
+    @property
+    def calls_in_flight(self) -> int:
+        return self.server.stats.calls_in_flight
+
+    @property
+    def connections(self) -> int:
+        return self.server.stats.connections_open
+
+    def load(self) -> float:
+        return self.load_model.load()
+
+    def reset(self) -> None:
+        self.server.stats.reset()
+        self.load_model.reset()

@@ -1,0 +1,63 @@
+"""What the cluster reports: plain, immutable figures for the UI and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    index: int
+    name: str
+    serving: bool
+    #: Busy fraction over the last second, 0..1.
+    load: float
+    #: Calls this pod answered OK (its server's own counter).
+    calls: int
+    in_flight: int
+    #: HTTP/2 connections open at this pod's server.
+    connections: int
+    #: Holds the client's only connection (pick_first through the L4 balancer).
+    pinned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """One of the client's HTTP/2 connections (a subchannel) and the pod it reaches."""
+
+    state: str
+    #: 1-based pod index the bytes reach, or None while not connected.
+    pod: int | None
+    #: True when the connection runs through the L4 balancer (the VIP).
+    via_balancer: bool
+    calls: int
+    #: Seconds until the next connection attempt while backing off, else None.
+    retry_in: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    policy: str
+    target: str
+    fired: int
+    ok: int
+    failed: dict[str, int]
+    in_flight: int
+    steady_rate: float | None
+    connections: tuple[ConnectionView, ...]
+    pods: tuple[PodView, ...]
+
+    @property
+    def ready_connections(self) -> int:
+        return sum(1 for c in self.connections if c.state == "READY")
+
+    @property
+    def pinned_pod(self) -> int | None:
+        for pod in self.pods:
+            if pod.pinned:
+                return pod.index
+        return None
+
+    @property
+    def failed_total(self) -> int:
+        return sum(self.failed.values())

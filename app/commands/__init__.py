@@ -1,0 +1,1 @@
+"""Headless sub-commands of ``rpcviz``: each module has ``add_parser`` and ``run``."""

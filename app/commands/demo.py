@@ -1,0 +1,105 @@
+"""``rpcviz demo``: the scene without a UI. Four pods, an L4 balancer, N greets, the skew."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from app.cluster import POLICIES, Cluster, ClusterConfig, ClusterView
+from app.commands.errors import CliError
+from app.commands.report import bar
+
+#: Greets in flight at once: enough to load the pods, few enough to stay readable.
+CONCURRENCY = 8
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the four-pod cluster headless and print where N greets landed",
+        description="Start four Greeter pods behind an L4 balancer in-process, fire N greet(\"Ada\") calls "
+        "and print each pod's connections, calls, share and load.",
+    )
+    p.add_argument("--policy", choices=POLICIES, default="pick_first", help="client-side policy (default pick_first)")
+    p.add_argument("-n", type=int, default=100, dest="calls", help="number of greets (default 100)")
+    p.add_argument("--seed", type=int, default=None, help="seed the L4 balancer's pod choice")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+async def run(args: argparse.Namespace) -> int:
+    if args.calls < 1:
+        raise CliError("-n must be at least 1", 2)
+    cluster = Cluster(ClusterConfig(seed=args.seed))
+    try:
+        await cluster.start(args.policy)
+        await cluster.wait_ready()
+        await fire(cluster, args.calls)
+        view = cluster.view()
+    except OSError as exc:
+        raise CliError(f"cannot start the cluster on 127.0.0.1: {exc.strerror or exc}") from None
+    except TimeoutError:
+        raise CliError("the cluster did not become ready within 5 s") from None
+    finally:
+        await cluster.stop()
+    report = summarize(view)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_report(report, view)
+    return 0 if report["ok"] == report["calls"] else 1
+
+
+async def fire(cluster: Cluster, n: int) -> None:
+    """Fire ``n`` greets, at most CONCURRENCY in flight, and wait for all of them."""
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await cluster.traffic.greet()
+
+    await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, n))))
+
+
+def summarize(view: ClusterView) -> dict[str, Any]:
+    total_ok = sum(p.calls for p in view.pods)
+    return {
+        "policy": view.policy,
+        "target": view.target,
+        "calls": view.fired,
+        "ok": view.ok,
+        "failed": dict(sorted(view.failed.items())),
+        "client_connections": view.ready_connections,
+        "pinned_pod": view.pinned_pod,
+        "pods": [
+            {
+                "name": f"pod #{p.index}",
+                "connections": p.connections,
+                "calls": p.calls,
+                "share": round(p.calls / total_ok, 4) if total_ok else 0.0,
+                "load": round(p.load, 4),
+            }
+            for p in view.pods
+        ],
+    }
+
+
+def print_report(report: dict[str, Any], view: ClusterView) -> None:
+    how = {
+        "pick_first": f"one HTTP/2 connection to the VIP {view.target}, through the L4 balancer",
+        "round_robin": f"{report['client_connections']} HTTP/2 connections, one per pod ({view.target})",
+    }[report["policy"]]
+    print(f"{report['calls']} greet(\"Ada\") calls with {report['policy']}: {how}")
+    print(f"  {'pod':<7} {'conns':>5} {'calls':>6}  {'share':<27} {'load':>5}")
+    for pod in report["pods"]:
+        share = pod["share"]
+        pinned = "  PINNED" if report["pinned_pod"] == int(pod["name"].split("#")[1]) else ""
+        print(
+            f"  {pod['name']:<7} {pod['connections']:>5} {pod['calls']:>6}  {bar(share)} {100 * share:5.1f}%"
+            f" {100 * pod['load']:4.0f}%{pinned}"
+        )
+    failures = ", ".join(f"{code} {n}" for code, n in report["failed"].items()) or "none"
+    print(f"ok {report['ok']} of {report['calls']}, failed: {failures}")

@@ -1,0 +1,52 @@
+"""``rpcviz proxy``: the embedded L4 balancer on its own, in front of any backends."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from app.commands.errors import CliError, listen_error
+from app.commands.signals import wait_for_shutdown_signal
+from transport import Address
+from transport.proxy import L4Proxy
+
+
+def _address(text: str) -> Address:
+    try:
+        return Address.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "proxy",
+        help="run the L4 (TCP) load balancer in front of backends",
+        description="Run an L4 proxy: each client CONNECTION goes to one backend, as ELB or nginx stream do.",
+    )
+    p.add_argument("--listen", type=_address, default=Address("127.0.0.1", 50050), help="HOST:PORT (default 127.0.0.1:50050)")
+    p.add_argument("--backend", type=_address, action="append", required=True, help="HOST:PORT of a backend (repeat)")
+    p.add_argument("--strategy", choices=["round_robin", "random"], default="round_robin", help="backend per connection")
+    p.add_argument("--seed", type=int, default=None, help="seed for --strategy random")
+
+
+async def run(args: argparse.Namespace) -> int:
+    try:
+        proxy = L4Proxy(args.backend, host=args.listen.host, port=args.listen.port, strategy=args.strategy, seed=args.seed)
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
+    try:
+        address = await proxy.start()
+    except OSError as exc:
+        raise listen_error("the proxy", str(args.listen), exc) from None
+    backends = ", ".join(str(b) for b in args.backend)
+    print(f"L4 proxy on {address} -> {backends} ({args.strategy} per connection)", flush=True)
+    await wait_for_shutdown_signal()
+    await proxy.stop()
+    for stats in proxy.backends:
+        print(
+            f"  {stats.address}: {stats.connections_total} connections, "
+            f"{stats.bytes_up} bytes up, {stats.bytes_down} bytes down, {stats.connect_failures} refused",
+            flush=True,
+        )
+    return 0
