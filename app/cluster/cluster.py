@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.cluster.load import LoadModel
@@ -47,6 +48,7 @@ class Cluster:
         self._channel: Channel | None = None
         self._old_channels: set[asyncio.Task[None]] = set()
         self.traffic = Traffic(lambda: self.channel, timeout=c.call_timeout)
+        self._listeners: list[Callable[[], None]] = []
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -59,6 +61,7 @@ class Cluster:
             seed=self.config.seed,
         )
         await self.proxy.start()
+        self.proxy.add_listener(self._changed)
         self.policy = self._check(policy)
         self._channel = self.dial(policy)
 
@@ -98,7 +101,17 @@ class Cluster:
             # headless service returns every backend IP
             target = "ipv4:" + ",".join(str(pod.address) for pod in self.pods)
         options = ChannelOptions(backoff=self.config.backoff, seed=self.config.seed)
-        return Channel.dial(target, policy, options=options)
+        channel = Channel.dial(target, policy, options=options)
+        channel.add_listener(self._changed)
+        return channel
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs when connections or connectivity change (not per call)."""
+        self._listeners.append(listener)
+
+    def _changed(self, *_: object) -> None:
+        for listener in list(self._listeners):
+            listener()
 
     @property
     def vip(self) -> Address:

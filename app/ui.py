@@ -1,0 +1,142 @@
+"""The rpcviz app: scene 09's diagram, live from the in-process cluster.
+
+The App holds bindings, layout, the cluster's lifecycle and one sampling
+timer; widgets only render the :class:`ClusterView` it samples.
+"""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+
+from app.cluster import Cluster, ClusterConfig, ClusterView
+from app.scene import TITLE as SCENE_TITLE
+from app.widgets.balancer_box import BalancerBox
+from app.widgets.caption import Caption
+from app.widgets.client_box import ClientBox
+from app.widgets.code_panel import CodePanel
+from app.widgets.help_screen import HelpScreen
+from app.widgets.policy_chip import PolicyChip
+from app.widgets.pod_grid import PodGrid
+from app.widgets.questions_panel import QuestionsPanel
+
+SAMPLE_INTERVAL = 0.1
+#: Unchanged samples before the timer pauses (an idle app costs ~nothing).
+IDLE_SAMPLES = 10
+BURST = 100
+STEADY_RATE = 200.0
+
+
+class RpcvizApp(App[None]):
+    CSS_PATH = "rpcviz.tcss"
+    TITLE = "rpcviz"
+    SUB_TITLE = SCENE_TITLE
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("p", "toggle_policy", "Policy"),
+        Binding("g", "greet", 'greet("Ada")'),
+        Binding("b", "burst", f"Burst {BURST}"),
+        Binding("t", "steady", "Steady on/off"),
+        Binding("r", "reset", "Reset"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, config: ClusterConfig | None = None, steady_rate: float = STEADY_RATE) -> None:
+        super().__init__()
+        self.cluster = Cluster(config)
+        self.steady_rate = steady_rate
+        self._last: ClusterView | None = None
+        self._unchanged = 0
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="diagram"):
+            yield ClientBox(id="client")
+            yield BalancerBox(id="balancer")
+            with Vertical(id="backends"):
+                yield Static(f"BACKEND PODS · {len(self.cluster.pods)}", id="backends-title")
+                yield PodGrid(len(self.cluster.pods), id="pods")
+        yield Caption(id="caption")
+        with TabbedContent(id="lower"):
+            with TabPane("Code", id="code-tab"):
+                yield CodePanel(id="code")
+            with TabPane("Questions", id="questions-tab"):
+                yield QuestionsPanel(id="questions")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        await self.cluster.start("pick_first")
+        self.cluster.add_listener(self.wake)
+        self._timer = self.set_interval(SAMPLE_INTERVAL, self.sample)
+        self.sample()
+
+    async def on_unmount(self) -> None:
+        await self.cluster.stop()
+
+    # --- sampling -------------------------------------------------------------
+
+    def sample(self) -> None:
+        """Read the cluster's counters and hand the view to the widgets."""
+        view = self.cluster.view()
+        if view == self._last:
+            self._unchanged += 1
+            if self._unchanged >= IDLE_SAMPLES and self._timer is not None:
+                self._timer.pause()
+            return
+        self._unchanged = 0
+        self._last = view
+        self.query_one(ClientBox).show(view)
+        self.query_one(BalancerBox).show(view)
+        self.query_one(PodGrid).show(view)
+        self.query_one(Caption).show(view)
+        self.query_one(CodePanel).show(view.policy)
+
+    def wake(self) -> None:
+        """Something changed: sample again until it settles."""
+        self._unchanged = 0
+        if self._timer is not None:
+            self._timer.resume()
+
+    # --- actions ----------------------------------------------------------------
+
+    def action_toggle_policy(self) -> None:
+        self.cluster.toggle_policy()
+        self.wake()
+
+    def on_policy_chip_toggled(self, _: PolicyChip.Toggled) -> None:
+        self.action_toggle_policy()
+
+    def action_greet(self) -> None:
+        self.cluster.traffic.greet()
+        self.wake()
+
+    def action_burst(self) -> None:
+        self.cluster.traffic.burst(BURST)
+        self.wake()
+
+    def action_steady(self) -> None:
+        traffic = self.cluster.traffic
+        if traffic.steady:
+            traffic.stop_steady()
+        else:
+            traffic.start_steady(self.steady_rate)
+        self.wake()
+
+    def action_reset(self) -> None:
+        self.cluster.reset()
+        self.wake()
+
+    def action_help(self) -> None:
+        bindings = [active.binding for active in self.screen.active_bindings.values() if active.node is self]
+        self.push_screen(HelpScreen(bindings))
+
+
+def run_app() -> int:
+    RpcvizApp().run()
+    return 0

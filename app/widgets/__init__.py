@@ -1,0 +1,1 @@
+"""One widget per module; each renders what the cluster's view reports, nothing more."""
