@@ -36,13 +36,13 @@ class RpcvizApp(App[None]):
     SUB_TITLE = SCENE_TITLE
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
-        Binding("p", "toggle_policy", "Policy"),
-        Binding("g", "greet", 'greet("Ada")'),
-        Binding("b", "burst", f"Burst {BURST}"),
-        Binding("t", "steady", "Steady on/off"),
-        Binding("r", "reset", "Reset"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
+        Binding("p", "toggle_policy", "Policy", tooltip="switch pick_first / round_robin (or click the chip)"),
+        Binding("g", "greet", 'greet("Ada")', tooltip="fire one call"),
+        Binding("b", "burst", f"Burst {BURST}", tooltip=f"fire {BURST} calls at once"),
+        Binding("t", "steady", "Steady on/off", tooltip=f"start or stop {STEADY_RATE:g} calls per second"),
+        Binding("r", "reset", "Reset", tooltip="zero every counter"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="this screen"),
+        Binding("q", "quit", "Quit", tooltip="stop the cluster and leave (also ctrl+q)"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -71,18 +71,28 @@ class RpcvizApp(App[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
+        self._client = self.query_one(ClientBox)
+        self._balancer = self.query_one(BalancerBox)
+        self._pods = self.query_one(PodGrid)
+        self._caption = self.query_one(Caption)
+        self._code = self.query_one(CodePanel)
         await self.cluster.start("pick_first")
         self.cluster.add_listener(self.wake)
         self._timer = self.set_interval(SAMPLE_INTERVAL, self.sample)
         self.sample()
 
     async def on_unmount(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
         await self.cluster.stop()
 
     # --- sampling -------------------------------------------------------------
 
     def sample(self) -> None:
         """Read the cluster's counters and hand the view to the widgets."""
+        if not self.is_running:
+            return  # shutting down: the widgets are going away
         view = self.cluster.view()
         if view == self._last:
             self._unchanged += 1
@@ -91,11 +101,16 @@ class RpcvizApp(App[None]):
             return
         self._unchanged = 0
         self._last = view
-        self.query_one(ClientBox).show(view)
-        self.query_one(BalancerBox).show(view)
-        self.query_one(PodGrid).show(view)
-        self.query_one(Caption).show(view)
-        self.query_one(CodePanel).show(view.policy)
+        self._client.show(view)
+        self._balancer.show(view)
+        self._pods.show(view)
+        self._caption.show(view)
+        self._code.show(view.policy)
+
+    @property
+    def sampling(self) -> bool:
+        """False while the sampler is paused because nothing changes."""
+        return self._timer is not None and self._unchanged < IDLE_SAMPLES
 
     def wake(self) -> None:
         """Something changed: sample again until it settles."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -14,16 +14,20 @@ from textual.widgets import Static
 from app.scene import TITLE
 
 
-def bindings_table(bindings: Iterable[Binding]) -> Table:
-    table = Table(box=None, show_header=True, pad_edge=False)
-    table.add_column("key", style="bold")
-    table.add_column("does")
+def bindings_text(bindings: Iterable[Binding]) -> Text:
+    """One line per action: key, description, and the longer tooltip if any."""
+    text = Text()
     seen: set[str] = set()
     for binding in bindings:
-        if binding.description and binding.action not in seen:
-            seen.add(binding.action)
-            table.add_row(_key_label(binding), binding.description)
-    return table
+        if not binding.description or binding.action in seen:
+            continue
+        seen.add(binding.action)
+        text.append(f"{_key_label(binding):>7}  ", style="bold")
+        text.append(binding.description)
+        if binding.tooltip:
+            text.append(f" — {binding.tooltip}")
+        text.append("\n")
+    return text
 
 
 def _key_label(binding: Binding) -> str:
@@ -41,7 +45,7 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[Binding]) -> None:
         super().__init__()
-        self._bindings = bindings
+        self._shown_bindings = bindings
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help"):
@@ -51,5 +55,5 @@ class HelpScreen(ModalScreen[None]):
                 "pod. round_robin resolves every pod and picks one per call.",
                 id="help-intro",
             )
-            yield Static(bindings_table(self._bindings), id="help-keys")
+            yield Static(bindings_text(self._shown_bindings), id="help-keys")
             yield Static("esc closes this screen", id="help-close")

@@ -35,6 +35,7 @@ def rpcviz(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[
     """Run ``python -m app ARGS`` to completion (killed after ``timeout``)."""
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
+        check=False,
         cwd=ROOT,
         env=_env(),
         capture_output=True,

@@ -277,7 +277,7 @@ async def test_load_model_rejects_bad_parameters() -> None:
     """workers < 1, window <= 0 and negative service times are refused."""
     for kwargs in ({"workers": 0}, {"window": 0.0}, {"service_time": -1.0}):
         with pytest.raises(ValueError):
-            LoadModel(**kwargs)  # type: ignore[arg-type]
+            LoadModel(**kwargs)
 
 
 # --- pods ---------------------------------------------------------------------------------
@@ -325,7 +325,9 @@ async def test_wait_for_ready_call_waits_out_a_pod_restart() -> None:
             lambda: channel.state is ConnectivityState.TRANSIENT_FAILURE, what="the client to see the pod gone"
         )
         call = asyncio.create_task(greet(channel, timeout=5, wait_for_ready=True))
-        await asyncio.sleep(0)  # the call is issued while nothing is reachable
+        for _ in range(5):  # let the call run its first steps while nothing is reachable
+            await asyncio.sleep(0)
+        assert not call.done(), f"the wait_for_ready call failed fast: {call.exception()!r}"
         await pod.start()
         result = await call
         assert served_by(result) == "pod-2"

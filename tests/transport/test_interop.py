@@ -122,7 +122,9 @@ async def test_grpcio_metadata_both_ways(grpc_client: grpc.aio.Channel, ours: tu
     assert ("trailing-key", "tv") in trailing and ("trailing-bin", b"\xff\x00") in trailing
 
 
-async def test_grpcio_deadline_cancels_our_handler(grpc_client: grpc.aio.Channel, ours: tuple[Server, Recorder]) -> None:
+async def test_grpcio_deadline_cancels_our_handler(
+    grpc_client: grpc.aio.Channel, ours: tuple[Server, Recorder]
+) -> None:
     """A grpcio deadline shorter than the handler → DEADLINE_EXCEEDED; our handler sees CancelledError."""
     server, rec = ours
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -472,8 +474,29 @@ async def test_our_client_synthesizes_status_from_http(status: int, code: Status
         (200, "text/html", StatusCode.UNKNOWN),
     ],
 )
-async def test_our_client_synthesizes_status_despite_text_body(status: int, content_type: str, code: StatusCode) -> None:
+async def test_our_client_synthesizes_status_despite_text_body(
+    status: int, content_type: str, code: StatusCode
+) -> None:
     """A non-gRPC answer with a text body (what real proxies send) still gets the synthesized status,
     not INTERNAL from parsing the body as gRPC messages."""
     error = await _call_raw_h2(status, content_type, b"service unavailable\n")
     assert error.code is code, error
+
+
+@pytest.mark.parametrize("key", ["te", "content-type"])
+async def test_reserved_header_as_metadata_does_not_break_connection(ours: tuple[Server, Recorder], key: str) -> None:
+    """Metadata named like a protocol header is refused locally or ignored: it must neither turn the
+    call into garbage nor kill the connection (and the other calls on it)."""
+    server, _ = ours
+    async with Channel(str(server.address), options=FAST) as channel:
+        await greet(channel, timeout=5)
+        sc = channel.subchannels[0]
+        conn = sc.connection
+        try:
+            result = await greet(channel, metadata=((key, "x"),), timeout=5)
+        except RpcError as exc:
+            assert exc.code is StatusCode.INTERNAL and key in exc.details, exc
+        else:
+            assert result.response.message == "Hello, Ada!"
+        assert (await greet(channel, timeout=5)).response.message == "Hello, Ada!"
+        assert sc.connection is conn and sc.stats.connects == 1
