@@ -36,6 +36,12 @@ RESERVED_HEADERS = frozenset(
         b"grpc-retry-pushback-ms",
         b"content-length",
         b"accept-encoding",
+        b"connection",
+        b"host",
+        b"transfer-encoding",
+        b"upgrade",
+        b"keep-alive",
+        b"proxy-connection",
     }
 )
 
@@ -44,9 +50,10 @@ def encode_metadata(metadata: Metadata) -> list[tuple[bytes, bytes]]:
     """Turn metadata into header pairs; raise ValueError on an invalid key or value."""
     headers = []
     for key, value in metadata:
-        if not _KEY.match(key) or key.startswith("grpc-"):
+        if not _KEY.match(key) or key.startswith("grpc-") or key.encode() in RESERVED_HEADERS:
             raise ValueError(
-                f"metadata key {key!r} is invalid: use lowercase [0-9a-z_.-] and no 'grpc-' prefix"
+                f"metadata key {key!r} is invalid: use lowercase [0-9a-z_.-], no 'grpc-' prefix, "
+                "and no header the protocol itself uses"
             )
         if key.endswith("-bin"):
             raw = value.encode() if isinstance(value, str) else value

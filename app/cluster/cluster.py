@@ -180,7 +180,7 @@ class Cluster:
         for sc in channel.subchannels:
             pod: int | None = None
             if sc.state is ConnectivityState.READY and sc.connection is not None:
-                if via_balancer:
+                if via_balancer and sc.connection.local_address is not None:
                     pod = proxied.get(sc.connection.local_address)
                 else:
                     pod = self._pod_of(sc.address)

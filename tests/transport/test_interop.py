@@ -46,7 +46,7 @@ def our_service(rec: Recorder) -> dict[str, Any]:
 
     async def meta(request: bytes, context: ServicerContext) -> bytes:
         rec.metadata = tuple(context.invocation_metadata())
-        context.send_initial_metadata([("initial-key", "iv"), ("initial-bin", b"\x01\x02")])
+        await context.send_initial_metadata([("initial-key", "iv"), ("initial-bin", b"\x01\x02")])
         context.set_trailing_metadata([("trailing-key", "tv"), ("trailing-bin", b"\xff\x00")])
         return b"meta:" + request
 

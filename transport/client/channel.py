@@ -278,7 +278,12 @@ class Channel:
         path = details.method.encode()
         retried = False
         while True:
-            sc = self._picker.pick()
+            try:
+                sc = self._picker.pick()
+            except RpcError:
+                if not details.wait_for_ready:
+                    raise
+                sc = None
             if sc is None or sc.connection is None or not sc.connection.usable:
                 sc = await self._wait_for_pick(deadline, details.wait_for_ready)
             conn = sc.connection
@@ -288,6 +293,10 @@ class Channel:
             sc_stats.calls_in_flight += 1
             try:
                 raw = await conn.unary_unary(path, payload, headers, deadline)
+                try:
+                    response = details.response_deserializer(raw.message)
+                except Exception as exc:
+                    raise RpcError(StatusCode.INTERNAL, f"could not parse the response: {exc}") from exc
             except StreamNotProcessed:
                 sc_stats.calls_started -= 1  # the server never saw it
                 if retried:
@@ -301,10 +310,6 @@ class Channel:
                 sc_stats.calls_succeeded += 1
             finally:
                 sc_stats.calls_in_flight -= 1
-            try:
-                response = details.response_deserializer(raw.message)
-            except Exception as exc:
-                raise RpcError(StatusCode.INTERNAL, f"could not parse the response: {exc}") from exc
             return UnaryResult(response, raw, sc.address)
 
     async def _wait_for_pick(self, deadline: float | None, wait_for_ready: bool) -> Subchannel:

@@ -46,7 +46,7 @@ class RawResponse:
 
 
 class _Stream:
-    __slots__ = ("future", "headers", "trailers", "decoder", "messages")
+    __slots__ = ("future", "headers", "trailers", "decoder", "messages", "grpc")
 
     def __init__(self, future: asyncio.Future[RawResponse], max_length: int) -> None:
         self.future = future
@@ -54,6 +54,8 @@ class _Stream:
         self.trailers: list[tuple[bytes, bytes]] | None = None
         self.decoder = MessageDecoder(max_length)
         self.messages: list[bytes] = []
+        #: The response is gRPC (200, application/grpc): only then is its body parsed.
+        self.grpc = False
 
 
 class ClientConnection(H2Protocol):
@@ -118,11 +120,13 @@ class ClientConnection(H2Protocol):
     ) -> RawResponse:
         """Run one unary call on a new stream; raise RpcError with its status."""
         h2c = self.h2
-        while h2c.open_outbound_streams >= h2c.remote_settings.max_concurrent_streams:
-            await self._wait_stream_slot()
-        if not self.usable:
-            raise StreamNotProcessed("connection is closing")
         loop = self.loop
+        while True:
+            if not self.usable:
+                raise StreamNotProcessed("connection is closing")
+            if h2c.open_outbound_streams < h2c.remote_settings.max_concurrent_streams:
+                break
+            await self._wait_stream_slot(deadline)
         headers = self._base_headers + [(b":path", path)] + self._common_headers
         if deadline is not None:
             remaining = deadline - loop.time()
@@ -143,7 +147,7 @@ class ClientConnection(H2Protocol):
         try:
             return await future
         except asyncio.CancelledError:
-            if not future.done():
+            if stream_id in self.streams:  # the caller gave up: tell the server
                 self._cancel(stream_id)
             raise
         finally:
@@ -186,6 +190,13 @@ class ClientConnection(H2Protocol):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             stream.headers = event.headers
+            status = content_type = b""
+            for name, value in event.headers:
+                if name == b":status":
+                    status = value
+                elif name == b"content-type":
+                    content_type = value
+            stream.grpc = status == b"200" and content_type.startswith(b"application/grpc")
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
         stream = self.streams.get(event.stream_id)
@@ -200,8 +211,8 @@ class ClientConnection(H2Protocol):
             except h2.exceptions.ProtocolError:
                 pass
         stream = self.streams.get(stream_id)
-        if stream is None:
-            return
+        if stream is None or not stream.grpc:
+            return  # a non-gRPC body is dropped; its HTTP status becomes the call's status
         try:
             stream.messages += stream.decoder.feed(event.data)
         except RpcError as exc:
@@ -267,16 +278,25 @@ class ClientConnection(H2Protocol):
 
     # --- stream slots (SETTINGS_MAX_CONCURRENT_STREAMS) ---------------------
 
-    async def _wait_stream_slot(self) -> None:
+    async def _wait_stream_slot(self, deadline: float | None) -> None:
         waiter: asyncio.Future[None] = self.loop.create_future()
         self._slot_waiters.append(waiter)
-        await waiter
+        timeout = None if deadline is None else deadline - self.loop.time()
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded while waiting for a stream slot") from None
+        finally:
+            if waiter in self._slot_waiters:
+                self._slot_waiters.remove(waiter)
 
     def _stream_closed(self) -> None:
-        if self._slot_waiters:
+        while self._slot_waiters:
             waiter = self._slot_waiters.pop(0)
             if not waiter.done():
                 waiter.set_result(None)
+                break
         if (self.goaway or self._closing) and not self.streams:
             self.loop.call_soon(self.close)
 

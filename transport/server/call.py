@@ -87,7 +87,9 @@ class ServerCall:
         return self._metadata
 
     def peer(self) -> str:
-        return f"ipv4:{self._conn.peer}"
+        """The client's address in gRPC's form, e.g. ``ipv4:127.0.0.1:5000``."""
+        peer = self._conn.peer
+        return f"ipv6:{peer}" if peer.startswith("[") else f"ipv4:{peer}"
 
     def time_remaining(self) -> float | None:
         """Seconds until the deadline, or None when the client set none."""
@@ -98,8 +100,8 @@ class ServerCall:
     def cancelled(self) -> bool:
         return self.finished
 
-    def send_initial_metadata(self, metadata: Metadata) -> None:
-        """Send response headers now, carrying ``metadata``."""
+    async def send_initial_metadata(self, metadata: Metadata) -> None:
+        """Send response headers now, carrying ``metadata`` (awaitable, as in grpc.aio)."""
         if self._headers_sent:
             raise RuntimeError("initial metadata was already sent")
         self._initial_metadata = self._initial_metadata + encode_metadata(metadata)
