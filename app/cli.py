@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "live from a real gRPC transport. With no command, opens the visualizer.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         module.add_parser(sub)
     return parser
 
@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_app()
     module = COMMANDS[args.command]
     try:
-        return asyncio.run(module.run(args))
+        code: int = asyncio.run(module.run(args))
+        return code
     except CliError as exc:
         print(f"rpcviz {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -19,8 +19,8 @@ from app.widgets.caption import Caption
 from app.widgets.client_box import ClientBox
 from app.widgets.code_panel import CodePanel
 from app.widgets.help_screen import HelpScreen
-from app.widgets.policy_chip import PolicyChip
 from app.widgets.pod_grid import PodGrid
+from app.widgets.policy_chip import PolicyChip
 from app.widgets.questions_panel import QuestionsPanel
 
 SAMPLE_INTERVAL = 0.1

@@ -4,7 +4,15 @@ It never imports textual or rich: the UI reads its counters, not the other way r
 """
 
 from transport.address import Address
-from transport.client import BackoffConfig, CallDetails, Channel, ChannelOptions, Subchannel, UnaryResult, UnaryUnaryMethod
+from transport.client import (
+    BackoffConfig,
+    CallDetails,
+    Channel,
+    ChannelOptions,
+    Subchannel,
+    UnaryResult,
+    UnaryUnaryMethod,
+)
 from transport.connectivity import ConnectivityState
 from transport.metadata import Metadata
 from transport.server import Server, ServerOptions, ServicerContext, unary_stream, unary_unary

@@ -11,6 +11,7 @@ sending (waking senders on WINDOW_UPDATE and SETTINGS, honouring
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,8 +24,9 @@ from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, Event
 from h2.settings import SettingCodes
 from h2.stream import StreamClosedBy
-from transport.address import Address
 from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
+
+from transport.address import Address
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,10 @@ class GrpcH2Connection(H2Connection):
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
         event = ConnectionTerminated()
-        event.error_code = h2.connection._error_code_from_int(frame.error_code)
+        try:
+            event.error_code = ErrorCodes(frame.error_code)
+        except ValueError:
+            event.error_code = frame.error_code
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data or None
         return [], [event]
@@ -278,10 +283,8 @@ class H2Protocol(asyncio.Protocol):
         """A peer broke HTTP/2: send GOAWAY with the error and close."""
         log.debug("HTTP/2 protocol error from %s: %s", self.peer, exc)
         code = getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR)
-        try:
+        with contextlib.suppress(Exception):  # we are closing anyway
             self.h2.send_goaway(self.h2.highest_inbound_stream_id, code, str(exc).encode()[:256])
-        except Exception:  # noqa: BLE001 - we are closing anyway
-            pass
         self.flush()
         self.close()
 

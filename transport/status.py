@@ -85,4 +85,7 @@ _RST_TO_STATUS = {
 
 def status_from_rst(error_code: int) -> StatusCode:
     """The status a client reports for a stream the server reset."""
-    return _RST_TO_STATUS.get(error_code, StatusCode.INTERNAL)  # type: ignore[call-overload]
+    for rst, status in _RST_TO_STATUS.items():
+        if rst == error_code:
+            return status
+    return StatusCode.INTERNAL

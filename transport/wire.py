@@ -33,7 +33,7 @@ class MessageDecoder:
     UNIMPLEMENTED or INTERNAL (we only speak ``identity``).
     """
 
-    __slots__ = ("_buffer", "_max_length", "_compression")
+    __slots__ = ("_buffer", "_compression", "_max_length")
 
     def __init__(
         self,
@@ -77,12 +77,8 @@ class MessageDecoder:
         if flag != 1:
             raise RpcError(StatusCode.INTERNAL, f"invalid compressed-flag byte {flag} in message prefix")
         if self._compression in (None, "identity"):
-            raise RpcError(
-                StatusCode.INTERNAL, "compressed message received without a grpc-encoding"
-            )
-        raise RpcError(
-            StatusCode.UNIMPLEMENTED, f"message compression {self._compression!r} is not supported"
-        )
+            raise RpcError(StatusCode.INTERNAL, "compressed message received without a grpc-encoding")
+        raise RpcError(StatusCode.UNIMPLEMENTED, f"message compression {self._compression!r} is not supported")
 
 
 # --- grpc-message percent-encoding ---------------------------------------

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
@@ -77,7 +78,7 @@ class Cluster:
         for pod in self.pods:
             await pod.stop(grace=1.0)
 
-    async def __aenter__(self) -> Cluster:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -230,5 +231,3 @@ class Cluster:
             if pod is not None:
                 result[info.client] = pod
         return result
-
-

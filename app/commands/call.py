@@ -113,7 +113,9 @@ async def fire(channel: Channel, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"{report['calls']} calls to {report['target']} with {report['policy']} (concurrency {report['concurrency']})")
+    print(
+        f"{report['calls']} calls to {report['target']} with {report['policy']} (concurrency {report['concurrency']})"
+    )
     total = report["calls"]
     width = max((len(name) for name in report["by_backend"]), default=4)
     for name, n in report["by_backend"].items():
@@ -122,5 +124,3 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"ok {report['ok']}, failed: {failures}")
     lat = report["latency_ms"]
     print(f"{report['rps']:.0f} calls/s, latency p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms")
-
-

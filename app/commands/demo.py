@@ -19,7 +19,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
         help="run the four-pod cluster headless and print where N greets landed",
-        description="Start four Greeter pods behind an L4 balancer in-process, fire N greet(\"Ada\") calls "
+        description='Start four Greeter pods behind an L4 balancer in-process, fire N greet("Ada") calls '
         "and print each pod's connections, calls, share and load.",
     )
     p.add_argument("--policy", choices=POLICIES, default="pick_first", help="client-side policy (default pick_first)")
@@ -92,7 +92,7 @@ def print_report(report: dict[str, Any], view: ClusterView) -> None:
         "pick_first": f"one HTTP/2 connection to the VIP {view.target}, through the L4 balancer",
         "round_robin": f"{report['client_connections']} HTTP/2 connections, one per pod ({view.target})",
     }[report["policy"]]
-    print(f"{report['calls']} greet(\"Ada\") calls with {report['policy']}: {how}")
+    print(f'{report["calls"]} greet("Ada") calls with {report["policy"]}: {how}')
     print(f"  {'pod':<7} {'conns':>5} {'calls':>6}  {'share':<27} {'load':>5}")
     for pod in report["pods"]:
         share = pod["share"]

@@ -24,15 +24,21 @@ def add_parser(sub: Any) -> None:
         help="run the L4 (TCP) load balancer in front of backends",
         description="Run an L4 proxy: each client CONNECTION goes to one backend, as ELB or nginx stream do.",
     )
-    p.add_argument("--listen", type=_address, default=Address("127.0.0.1", 50050), help="HOST:PORT (default 127.0.0.1:50050)")
+    p.add_argument(
+        "--listen", type=_address, default=Address("127.0.0.1", 50050), help="HOST:PORT (default 127.0.0.1:50050)"
+    )
     p.add_argument("--backend", type=_address, action="append", required=True, help="HOST:PORT of a backend (repeat)")
-    p.add_argument("--strategy", choices=["round_robin", "random"], default="round_robin", help="backend per connection")
+    p.add_argument(
+        "--strategy", choices=["round_robin", "random"], default="round_robin", help="backend per connection"
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for --strategy random")
 
 
 async def run(args: argparse.Namespace) -> int:
     try:
-        proxy = L4Proxy(args.backend, host=args.listen.host, port=args.listen.port, strategy=args.strategy, seed=args.seed)
+        proxy = L4Proxy(
+            args.backend, host=args.listen.host, port=args.listen.port, strategy=args.strategy, seed=args.seed
+        )
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
     try:

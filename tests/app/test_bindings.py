@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from app.ui import RpcvizApp
 from textual.widgets import Static
 
+from app.ui import RpcvizApp
 from app.widgets.pod_box import PodBox
 from tests.app.scenarios import make_app, settle
 from tests.helpers import wait_until
@@ -24,7 +23,6 @@ def screen_text(app: RpcvizApp) -> str:
         if isinstance(widget, Static):
             texts.append(str(widget.render()))
     return "\n".join(texts)
-
 
 
 async def test_starts_with_cluster_running_and_pick_first() -> None:

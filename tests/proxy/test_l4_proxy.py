@@ -24,9 +24,7 @@ MiB = 1024 * 1024
 # -- helpers -------------------------------------------------------------------------
 
 
-async def wait_until(
-    cond: Callable[[], bool], timeout: float = 3.0, what: str = "condition"
-) -> None:
+async def wait_until(cond: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
     """Poll ``cond`` on every loop turn (with tiny yields) until true or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not cond():
@@ -40,9 +38,7 @@ async def tcp_server(handler: Handler) -> AsyncIterator[Address]:
     """A backend on an ephemeral loopback port; yields its address."""
     tasks: set[asyncio.Task[None]] = set()
 
-    async def wrapped(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def wrapped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         tasks.add(task)
@@ -74,9 +70,7 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 def index_replier(index: int) -> Handler:
     """A backend that greets each connection with its own index, then waits for EOF."""
 
-    async def handler(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(bytes([index]))
         await writer.drain()
         await reader.read()
@@ -238,9 +232,7 @@ async def test_all_backends_dead_closes_client_promptly() -> None:
 async def test_half_close_is_passed_on() -> None:
     backend_saw_eof = asyncio.Event()
 
-    async def reply_after_eof(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def reply_after_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         data = await reader.read()  # everything up to EOF
         backend_saw_eof.set()
         writer.write(b"got %d:" % len(data) + data[::-1])
@@ -283,10 +275,7 @@ async def test_memory_stays_bounded_behind_slow_reader() -> None:
     def backend_blocked() -> bool:
         w = state.get("writer")
         # drain() blocks once the backend's own buffer passes its high-water mark (64 KiB).
-        return (
-            isinstance(w, asyncio.StreamWriter)
-            and w.transport.get_write_buffer_size() > 64 * 1024
-        )
+        return isinstance(w, asyncio.StreamWriter) and w.transport.get_write_buffer_size() > 64 * 1024
 
     async with (
         tcp_server(flood) as backend,
@@ -336,9 +325,7 @@ async def test_stop_closes_pairs_and_listener_and_is_idempotent() -> None:
     events: list[tuple[str, int]] = []
     async with tcp_server(echo) as backend:
         proxy = L4Proxy([backend])
-        proxy.add_listener(
-            lambda event, info: events.append((event, info.backend_index))
-        )
+        proxy.add_listener(lambda event, info: events.append((event, info.backend_index)))
         addr = await proxy.start()
         reader, writer = await connect(addr)
         writer.write(b"ping")

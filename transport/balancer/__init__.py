@@ -1,7 +1,16 @@
 """Load-balancing policies, registered by name."""
 
 from transport.balancer import pick_first, round_robin
-from transport.balancer.base import FailPicker, Helper, LoadBalancer, Picker, QueuePicker, get_policy, policy_names, register_policy
+from transport.balancer.base import (
+    FailPicker,
+    Helper,
+    LoadBalancer,
+    Picker,
+    QueuePicker,
+    get_policy,
+    policy_names,
+    register_policy,
+)
 
 __all__ = [
     "FailPicker",

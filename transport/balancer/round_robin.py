@@ -13,7 +13,7 @@ from transport.connectivity import ConnectivityState
 class RoundRobinPicker(Picker):
     """Rotate over a fixed list of READY subchannels (the scene's ``pickSubchannel``)."""
 
-    __slots__ = ("subchannels", "next")
+    __slots__ = ("next", "subchannels")
 
     def __init__(self, subchannels: list[Subchannel], start: int) -> None:
         self.subchannels = subchannels
@@ -71,7 +71,9 @@ class RoundRobin(LoadBalancer):
             self.helper.update_state(ConnectivityState.CONNECTING, QueuePicker())
         else:
             errors = "; ".join(sc.last_error for sc in self._order if sc.last_error)
-            self.helper.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker(errors or "no backend is reachable"))
+            self.helper.update_state(
+                ConnectivityState.TRANSIENT_FAILURE, FailPicker(errors or "no backend is reachable")
+            )
 
     def shutdown(self) -> None:
         for sc in self._order:

@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from transport.address import Address
 from transport.balancer import FailPicker, Picker, QueuePicker, get_policy
@@ -69,7 +69,7 @@ class ChannelStats:
 class UnaryResult:
     """A finished unary call: the response and where it came from."""
 
-    __slots__ = ("response", "_raw", "address")
+    __slots__ = ("_raw", "address", "response")
 
     def __init__(self, response: Any, raw: RawResponse, address: Address) -> None:
         self.response = response
@@ -212,7 +212,7 @@ class Channel:
         for listener in list(self._listeners):
             try:
                 listener(self, kind, data)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("channel listener failed")
 
     # --- calls ------------------------------------------------------------
@@ -336,8 +336,10 @@ class Channel:
                     continue
             try:
                 await asyncio.wait_for(asyncio.shield(changed), timeout)
-            except asyncio.TimeoutError:
-                raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded while waiting for a connection") from None
+            except TimeoutError:
+                raise RpcError(
+                    StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded while waiting for a connection"
+                ) from None
 
     # --- lifecycle --------------------------------------------------------
 
@@ -368,12 +370,12 @@ class Channel:
         if self.stats.calls_in_flight:
             try:
                 await asyncio.wait_for(self._idle.wait(), grace)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self._lb.shutdown()
         self.update_state(ConnectivityState.SHUTDOWN, FailPicker("channel is closed"))
 
-    async def __aenter__(self) -> Channel:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -383,7 +385,7 @@ class Channel:
 class UnaryUnaryMethod:
     """A typed method on a channel, like a generated stub's attribute."""
 
-    __slots__ = ("_channel", "_path", "_serializer", "_deserializer")
+    __slots__ = ("_channel", "_deserializer", "_path", "_serializer")
 
     def __init__(
         self,

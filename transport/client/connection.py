@@ -12,7 +12,13 @@ from h2.errors import ErrorCodes
 from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol
 from transport.metadata import Metadata, decode_metadata
 from transport.status import RpcError, StatusCode, status_from_http, status_from_rst
-from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, MessageDecoder, encode_message, encode_timeout, percent_decode
+from transport.wire import (
+    DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+    MessageDecoder,
+    encode_message,
+    encode_timeout,
+    percent_decode,
+)
 
 USER_AGENT = b"rpcviz-python/0.1"
 
@@ -29,7 +35,7 @@ class StreamNotProcessed(RpcError):
 class RawResponse:
     """What came back on the stream, metadata decoded only when asked for."""
 
-    __slots__ = ("message", "_headers", "_trailers")
+    __slots__ = ("_headers", "_trailers", "message")
 
     def __init__(self, message: bytes, headers: list[tuple[bytes, bytes]], trailers: list[tuple[bytes, bytes]]) -> None:
         self.message = message
@@ -46,7 +52,7 @@ class RawResponse:
 
 
 class _Stream:
-    __slots__ = ("future", "headers", "trailers", "decoder", "messages", "grpc")
+    __slots__ = ("decoder", "future", "grpc", "headers", "messages", "trailers")
 
     def __init__(self, future: asyncio.Future[RawResponse], max_length: int) -> None:
         self.future = future
@@ -242,7 +248,9 @@ class ClientConnection(H2Protocol):
             _finish(stream)
         else:
             code = status_from_rst(event.error_code)
-            stream.future.set_exception(RpcError(code, f"stream reset by the server with {_rst_name(event.error_code)}"))
+            stream.future.set_exception(
+                RpcError(code, f"stream reset by the server with {_rst_name(event.error_code)}")
+            )
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
         self.goaway = True
@@ -326,7 +334,10 @@ def _finish(stream: _Stream) -> None:
         return
     if not content_type.startswith(b"application/grpc"):
         stream.future.set_exception(
-            RpcError(StatusCode.UNKNOWN, f"server answered content-type {content_type.decode('ascii', 'replace')!r}, not gRPC")
+            RpcError(
+                StatusCode.UNKNOWN,
+                f"server answered content-type {content_type.decode('ascii', 'replace')!r}, not gRPC",
+            )
         )
         return
     trailers = stream.trailers if stream.trailers is not None else headers
@@ -355,7 +366,9 @@ def _finish(stream: _Stream) -> None:
             RpcError(StatusCode.INTERNAL, f"unary call got {len(stream.messages)} response messages, expected 1")
         )
     else:
-        stream.future.set_result(RawResponse(stream.messages[0], headers, trailers if stream.trailers is not None else []))
+        stream.future.set_result(
+            RawResponse(stream.messages[0], headers, trailers if stream.trailers is not None else [])
+        )
 
 
 def _rst_name(code: int) -> str:

@@ -88,7 +88,7 @@ class Subchannel:
         for listener in list(self._listeners):
             try:
                 listener(self, old, state)
-            except Exception:  # noqa: BLE001 - a listener bug must not break connectivity
+            except Exception:
                 log.exception("subchannel state listener failed")
 
     def request_connection(self) -> None:

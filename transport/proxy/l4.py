@@ -151,9 +151,7 @@ class _ClientSide(asyncio.Protocol):
         else:  # pragma: no cover - TCP transports can always write EOF
             self.teardown()
 
-    def attach(
-        self, backend: asyncio.Transport, index: int, stats: BackendStats
-    ) -> None:
+    def attach(self, backend: asyncio.Transport, index: int, stats: BackendStats) -> None:
         """A backend accepted: record the pair and start relaying."""
         backend.set_write_buffer_limits(high=self.proxy.high_water)
         if self.closed:
@@ -251,18 +249,11 @@ class L4Proxy:
         connect_timeout: float = 5.0,
     ) -> None:
         if strategy not in STRATEGIES:
-            raise ValueError(
-                f"Unknown load-balancing strategy {strategy!r}; "
-                f"choose one of: {', '.join(STRATEGIES)}."
-            )
+            raise ValueError(f"Unknown load-balancing strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}.")
         if high_water <= 0:
-            raise ValueError(
-                f"high_water must be a positive number of bytes, not {high_water}."
-            )
+            raise ValueError(f"high_water must be a positive number of bytes, not {high_water}.")
         if connect_timeout <= 0:
-            raise ValueError(
-                f"connect_timeout must be positive, not {connect_timeout}."
-            )
+            raise ValueError(f"connect_timeout must be positive, not {connect_timeout}.")
         self.backends: list[BackendStats] = []
         """Per-backend counters, in backend order."""
         self.set_backends(backends)
@@ -287,9 +278,7 @@ class L4Proxy:
         if self._server is not None:
             return self.address
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            partial(_ClientSide, self), self.host, self.port, backlog=1024
-        )
+        server = await loop.create_server(partial(_ClientSide, self), self.host, self.port, backlog=1024)
         self._server = server
         sockname = server.sockets[0].getsockname()
         self._address = Address(str(sockname[0]), int(sockname[1]))
@@ -383,9 +372,7 @@ class L4Proxy:
     def _accepted(self, client: _ClientSide) -> None:
         """A client connected: start connecting it to a backend."""
         self._clients.add(client)
-        client.connect_task = asyncio.get_running_loop().create_task(
-            self._connect(client)
-        )
+        client.connect_task = asyncio.get_running_loop().create_task(self._connect(client))
 
     async def _connect(self, client: _ClientSide) -> None:
         """Try backends in order from the picked one; close the client if none accepts."""
@@ -418,9 +405,7 @@ class L4Proxy:
         logger.debug("no backend accepted %s; closing it", client.client_addr)
         client.teardown()
 
-    def _opened(
-        self, client: _ClientSide, backend: Address, index: int
-    ) -> ConnectionInfo:
+    def _opened(self, client: _ClientSide, backend: Address, index: int) -> ConnectionInfo:
         """Record a new relayed pair and notify listeners."""
         self._next_id += 1
         info = ConnectionInfo(

@@ -32,20 +32,20 @@ class ServerCall:
 
     __slots__ = (
         "_conn",
-        "stream_id",
-        "method",
-        "handler",
-        "_metadata",
-        "decoder",
-        "requests",
-        "task",
         "_deadline",
         "_deadline_timer",
         "_headers_sent",
-        "_trailing_metadata",
         "_initial_metadata",
+        "_metadata",
+        "_trailing_metadata",
+        "decoder",
         "finished",
+        "handler",
+        "method",
         "request_ended",
+        "requests",
+        "stream_id",
+        "task",
     )
 
     def __init__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import h2.events
@@ -131,10 +132,9 @@ class ServerConnection(H2Protocol):
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id
         if event.flow_controlled_length:
-            try:
+            # A closed stream raises; h2 has credited the connection window already.
+            with contextlib.suppress(Exception):
                 self.h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
-            except Exception:  # noqa: BLE001 - stream already closed; h2 credited the connection
-                pass
         call = self.calls.get(stream_id)
         if call is None or call.finished:
             return
@@ -227,6 +227,4 @@ class ServerConnection(H2Protocol):
         self.close()
 
 
-_INTERESTING = frozenset(
-    {b":method", b":path", b"content-type", b"te", b"grpc-timeout", b"grpc-encoding"}
-)
+_INTERESTING = frozenset({b":method", b":path", b"content-type", b"te", b"grpc-timeout", b"grpc-encoding"})

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Self
 
 from transport.address import Address
 from transport.http2 import DEFAULT_MAX_HEADER_LIST_SIZE, DEFAULT_WINDOW_SIZE
@@ -131,7 +132,7 @@ class Server:
         if self._all_closed is not None and self._connections:
             try:
                 await asyncio.wait_for(self._all_closed.wait(), grace)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 for conn in list(self._connections):
                     conn.abort()
                 await self._all_closed.wait()
@@ -147,7 +148,7 @@ class Server:
             if conn.transport is not None:
                 conn.transport.abort()
 
-    async def __aenter__(self) -> Server:
+    async def __aenter__(self) -> Self:
         if self._server is None:
             await self.start()
         return self
