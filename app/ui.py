@@ -27,7 +27,8 @@ SAMPLE_INTERVAL = 0.1
 #: Unchanged samples before the timer pauses (an idle app costs ~nothing).
 IDLE_SAMPLES = 10
 BURST = 100
-STEADY_RATE = 200.0
+#: Just under one pod's capacity: pinned, one pod runs near 100 %; balanced, ~23 % each.
+STEADY_RATE = 180.0
 
 
 class RpcvizApp(App[None]):

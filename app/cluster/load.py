@@ -16,8 +16,8 @@ from collections.abc import Callable
 class LoadModel:
     def __init__(
         self,
-        service_time: float = 0.004,
-        workers: int = 1,
+        service_time: float = 0.02,
+        workers: int = 4,
         window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
