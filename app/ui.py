@@ -43,7 +43,7 @@ class RpcvizApp(App[None]):
         Binding("t", "steady", "Steady on/off", tooltip=f"start or stop {STEADY_RATE:g} calls per second"),
         Binding("r", "reset", "Reset", tooltip="zero every counter"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="this screen"),
-        Binding("q", "quit", "Quit", tooltip="stop the cluster and leave (also ctrl+q)"),
+        Binding("q", "quit", "Quit", tooltip="stop the cluster and leave"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 

@@ -15,17 +15,27 @@ from app.scene import TITLE
 
 
 def bindings_text(bindings: Iterable[Binding]) -> Text:
-    """One line per action: key, description, and the longer tooltip if any."""
+    """One line per action: its keys, description, and the longer tooltip if any.
+
+    Actions appear in the order of their first binding shown in the Footer.
+    """
+    groups: dict[str, list[Binding]] = {}
+    position: dict[str, int] = {}
+    for index, binding in enumerate(bindings):
+        if binding.description:
+            groups.setdefault(binding.action, []).append(binding)
+            if binding.show:
+                position.setdefault(binding.action, index)
+    ordered = sorted(groups.values(), key=lambda group: position.get(group[0].action, len(position) + 1_000))
     text = Text()
-    seen: set[str] = set()
-    for binding in bindings:
-        if not binding.description or binding.action in seen:
-            continue
-        seen.add(binding.action)
-        text.append(f"{_key_label(binding):>7}  ", style="bold")
-        text.append(binding.description)
-        if binding.tooltip:
-            text.append(f" — {binding.tooltip}")
+    for group in ordered:
+        main = next((b for b in group if b.show), group[0])
+        keys = ", ".join(_key_label(b) for b in sorted(group, key=lambda b: not b.show))
+        text.append(f"{keys:>9}  ", style="bold")
+        text.append(main.description)
+        tooltip = next((b.tooltip for b in group if b.tooltip), "")
+        if tooltip:
+            text.append(f" — {tooltip}")
         text.append("\n")
     return text
 
