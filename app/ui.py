@@ -39,10 +39,13 @@ class RpcvizApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
         Binding("p", "toggle_policy", "Policy", tooltip="switch pick_first / round_robin (or click the chip)"),
-        Binding("g", "greet", 'greet("Ada")', tooltip="fire one call"),
-        Binding("b", "burst", f"Burst {BURST}", tooltip=f"fire {BURST} calls at once"),
-        Binding("t", "steady", "Steady on/off", tooltip=f"start or stop {STEADY_RATE:g} calls per second"),
+        Binding("g", "greet", "Greet", tooltip='fire one greet("Ada")'),
+        Binding("b", "burst", "Burst", tooltip=f"fire {BURST} greets at once"),
+        Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_RATE:g} greets per second"),
         Binding("r", "reset", "Reset", tooltip="zero every counter"),
+        Binding("1", "pod(1)", "Kill", key_display="1-4", tooltip="crash pod N, or bring it back"),
+        *(Binding(str(n), f"pod({n})", "Kill", show=False) for n in range(2, 5)),
+        Binding("d", "drain", "Drain", tooltip="then 1-4: pod N reports NOT_SERVING (again: SERVING)"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="this screen"),
         Binding("q", "quit", "Quit", tooltip="stop the cluster and leave"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -53,6 +56,8 @@ class RpcvizApp(App[None]):
         self.cluster = Cluster(config)
         self.steady_rate = steady_rate
         self._last: ClusterView | None = None
+        #: `d` was pressed: the next pod number drains instead of kills.
+        self._drain_next = False
         self._unchanged = 0
         self._timer: Timer | None = None
 
@@ -70,7 +75,7 @@ class RpcvizApp(App[None]):
                 yield CodePanel(id="code")
             with TabPane("Questions", id="questions-tab"):
                 yield QuestionsPanel(id="questions")
-        yield Footer()
+        yield Footer(compact=True)
 
     async def on_mount(self) -> None:
         self._client = self.query_one(ClientBox)
@@ -148,6 +153,23 @@ class RpcvizApp(App[None]):
     def action_reset(self) -> None:
         self.cluster.reset()
         self.wake()
+
+    async def action_pod(self, index: int) -> None:
+        if index > len(self.cluster.pods):
+            self.notify(f"there is no pod #{index}", severity="warning")
+            return
+        if self._drain_next:
+            self._drain_next = False
+            draining = self.cluster.toggle_drain(index)
+            self.notify(f"pod #{index} reports {'NOT_SERVING' if draining else 'SERVING'}")
+        else:
+            serving = await self.cluster.toggle_pod(index)
+            self.notify(f"pod #{index} {'restarted' if serving else 'killed'}")
+        self.wake()
+
+    def action_drain(self) -> None:
+        self._drain_next = True
+        self.notify("drain which pod? press 1-4")
 
     def action_help(self) -> None:
         bindings = [active.binding for active in self.screen.active_bindings.values() if active.node is self]

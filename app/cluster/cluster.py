@@ -102,7 +102,8 @@ class Cluster:
         else:  # round_robin
             # headless service returns every backend IP
             target = "ipv4:" + ",".join(str(pod.address) for pod in self.pods)
-        options = ChannelOptions(backoff=self.config.backoff, seed=self.config.seed)
+        # round_robin watches each pod's grpc.health.v1 status (pick_first does not, as in gRPC).
+        options = ChannelOptions(backoff=self.config.backoff, seed=self.config.seed, health_check_service="")
         channel = Channel.dial(target, policy, options=options)
         channel.add_listener(self._changed)
         return channel
@@ -132,6 +133,31 @@ class Cluster:
         task = asyncio.get_running_loop().create_task(old.close(grace=None))
         self._old_channels.add(task)
         task.add_done_callback(self._old_channels.discard)
+
+    def pod(self, index: int) -> Pod:
+        """Pod #index (1-based); ValueError for a pod that does not exist."""
+        if not 1 <= index <= len(self.pods):
+            raise ValueError(f"there is no pod #{index}: pods are #1-#{len(self.pods)}")
+        return self.pods[index - 1]
+
+    async def toggle_pod(self, index: int) -> bool:
+        """Kill pod #index if it runs (its in-flight calls fail UNAVAILABLE), else
+        restart it on its port. Returns whether it now serves."""
+        pod = self.pod(index)
+        if pod.serving:
+            pod.kill()
+            self._changed()
+            return False
+        await pod.start()
+        self._changed()
+        return True
+
+    def toggle_drain(self, index: int) -> bool:
+        """Flip pod #index between SERVING and NOT_SERVING; returns whether it drains now."""
+        pod = self.pod(index)
+        pod.set_draining(not pod.draining)
+        self._changed()
+        return pod.draining
 
     def toggle_policy(self) -> str:
         self.set_policy(POLICIES[(POLICIES.index(self.policy) + 1) % len(POLICIES)])
@@ -181,7 +207,7 @@ class Cluster:
         connections = []
         for sc in channel.subchannels:
             pod: int | None = None
-            if sc.state is ConnectivityState.READY and sc.connection is not None:
+            if sc.connection is not None:
                 if via_balancer and sc.connection.local_address is not None:
                     pod = proxied.get(sc.connection.local_address)
                 else:
@@ -193,6 +219,7 @@ class Cluster:
                     via_balancer=via_balancer,
                     calls=sc.stats.calls_succeeded,
                     retry_in=None if sc.next_attempt_at is None else max(0.0, sc.next_attempt_at - loop_time),
+                    health=sc.health,
                 )
             )
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
@@ -206,6 +233,7 @@ class Cluster:
                 in_flight=pod.calls_in_flight,
                 connections=pod.connections,
                 pinned=pod.index in pinned,
+                draining=pod.draining,
             )
             for pod in self.pods
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.cluster.load import LoadModel
 from app.greeter.service import Greeter
 from transport import Address, Server, StatusCode
+from transport.health import HealthService, ServingStatus
 
 
 class Pod:
@@ -15,12 +16,14 @@ class Pod:
         self.name = f"pod-{index}"
         self.host = host
         self.load_model = load
+        self.health = HealthService()
         self.server: Server = self._new_server()
         self._address: Address | None = None
 
     def _new_server(self) -> Server:
         server = Server(name=self.name)
         server.add_service(Greeter(work=self.load_model.work))
+        server.add_service(self.health)
         return server
 
     @property
@@ -44,15 +47,27 @@ class Pod:
             self.server.stats.calls_served = stats.calls_served
             self.server.stats.connections_total = stats.connections_total
         self._address = await self.server.start(self.host, self._address.port if self._address else 0)
+        self.health.resume()
         return self._address
 
     async def stop(self, grace: float | None = 0.0) -> None:
-        """Stop like a pod being deleted: GOAWAY, then calls still running are cut off after ``grace``."""
+        """Stop like a pod being deleted: NOT_SERVING, GOAWAY, then calls still
+        running are cut off after ``grace``."""
+        self.health.shutdown()
         await self.server.stop(grace=grace)
 
     def kill(self) -> None:
-        """Crash: every connection drops at once."""
+        """Crash: every connection drops at once; calls in flight fail UNAVAILABLE."""
+        self.health.shutdown()
         self.server.kill()
+
+    @property
+    def draining(self) -> bool:
+        return self.health.status("") is ServingStatus.NOT_SERVING and self.serving
+
+    def set_draining(self, draining: bool) -> None:
+        """Report NOT_SERVING (drain) or SERVING; the server keeps answering calls either way."""
+        self.health.set("", ServingStatus.NOT_SERVING if draining else ServingStatus.SERVING)
 
     # --- figures ------------------------------------------------------------
 

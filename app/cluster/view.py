@@ -19,6 +19,8 @@ class PodView:
     connections: int
     #: Holds the client's only connection (pick_first through the L4 balancer).
     pinned: bool
+    #: Health reports NOT_SERVING while the server still answers.
+    draining: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,12 @@ class ConnectionView:
     calls: int
     #: Seconds until the next connection attempt while backing off, else None.
     retry_in: float | None
+    #: The health status the client watches (round_robin), else None.
+    health: str | None = None
+
+    @property
+    def pod_label(self) -> str:
+        return f"pod #{self.pod}" if self.pod is not None else "pod"
 
 
 @dataclass(frozen=True, slots=True)

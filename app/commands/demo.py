@@ -25,6 +25,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--policy", choices=POLICIES, default="pick_first", help="client-side policy (default pick_first)")
     p.add_argument("-n", type=int, default=100, dest="calls", help="number of greets (default 100)")
     p.add_argument("--seed", type=int, default=None, help="seed the L4 balancer's pod choice")
+    p.add_argument("--kill-pod", type=int, metavar="N", help="kill pod #N part-way through (see --after)")
+    p.add_argument("--after", type=int, metavar="K", help="with --kill-pod: after K calls have ended (default n/2)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -32,10 +34,15 @@ async def run(args: argparse.Namespace) -> int:
     if args.calls < 1:
         raise CliError("-n must be at least 1", 2)
     cluster = Cluster(ClusterConfig(seed=args.seed))
+    if args.kill_pod is not None and not 1 <= args.kill_pod <= len(cluster.pods):
+        raise CliError(f"--kill-pod must name a pod from 1 to {len(cluster.pods)}", 2)
+    if args.after is not None and (args.kill_pod is None or not 0 <= args.after <= args.calls):
+        raise CliError("--after needs --kill-pod and must be between 0 and -n", 2)
+    kill_after = None if args.kill_pod is None else (args.calls // 2 if args.after is None else args.after)
     try:
         await cluster.start(args.policy)
         await cluster.wait_ready()
-        await fire(cluster, args.calls)
+        await fire(cluster, args.calls, kill_after, args.kill_pod)
         view = cluster.view()
     except OSError as exc:
         raise CliError(f"cannot start the cluster on 127.0.0.1: {exc.strerror or exc}") from None
@@ -51,16 +58,25 @@ async def run(args: argparse.Namespace) -> int:
     return 0 if report["ok"] == report["calls"] else 1
 
 
-async def fire(cluster: Cluster, n: int) -> None:
-    """Fire ``n`` greets, at most CONCURRENCY in flight, and wait for all of them."""
+async def fire(cluster: Cluster, n: int, kill_after: int | None = None, kill_pod: int | None = None) -> None:
+    """Fire ``n`` greets, at most CONCURRENCY in flight, and wait for all of them;
+    kill pod #kill_pod once ``kill_after`` of them have ended (calls then in flight
+    on it fail UNAVAILABLE, and are counted so)."""
     remaining = n
+    stats = cluster.traffic.stats
 
     async def worker() -> None:
-        nonlocal remaining
+        nonlocal remaining, kill_after
         while remaining > 0:
             remaining -= 1
             await cluster.traffic.greet()
+            if kill_after is not None and kill_pod is not None and stats.ok + stats.failed_total >= kill_after:
+                kill_after = None
+                await cluster.toggle_pod(kill_pod)
 
+    if kill_after == 0 and kill_pod is not None:
+        kill_after = None
+        await cluster.toggle_pod(kill_pod)
     await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, n))))
 
 
@@ -81,6 +97,7 @@ def summarize(view: ClusterView) -> dict[str, Any]:
                 "calls": p.calls,
                 "share": round(p.calls / total_ok, 4) if total_ok else 0.0,
                 "load": round(p.load, 4),
+                "serving": p.serving,
             }
             for p in view.pods
         ],
@@ -90,13 +107,15 @@ def summarize(view: ClusterView) -> dict[str, Any]:
 def print_report(report: dict[str, Any], view: ClusterView) -> None:
     how = {
         "pick_first": f"one HTTP/2 connection to the VIP {view.target}, through the L4 balancer",
-        "round_robin": f"{report['client_connections']} HTTP/2 connections, one per pod ({view.target})",
+        "round_robin": f"{report['client_connections']} HTTP/2 connections, one per live pod ({view.target})",
     }[report["policy"]]
     print(f'{report["calls"]} greet("Ada") calls with {report["policy"]}: {how}')
     print(f"  {'pod':<7} {'conns':>5} {'calls':>6}  {'share':<27} {'load':>5}")
     for pod in report["pods"]:
         share = pod["share"]
         pinned = "  PINNED" if report["pinned_pod"] == int(pod["name"].split("#")[1]) else ""
+        if not pod["serving"]:
+            pinned = "  DOWN"
         print(
             f"  {pod['name']:<7} {pod['connections']:>5} {pod['calls']:>6}  {bar(share)} {100 * share:5.1f}%"
             f" {100 * pod['load']:4.0f}%{pinned}"

@@ -16,9 +16,12 @@ def describe(number: int, conn: ConnectionView) -> Text:
         return line
     if conn.state == "TRANSIENT_FAILURE":
         line.append("✕ ", style="bold")
-        line.append("TRANSIENT_FAILURE")
         if conn.retry_in is not None:
-            line.append(f" retry {conn.retry_in:.1f}s")
+            line.append(f"TF retry {conn.retry_in:.1f}s")
+        elif conn.health is not None:
+            line.append(f"{conn.pod_label} {conn.health}")
+        else:
+            line.append("TRANSIENT_FAILURE")
         return line
     return line.append(f"… {conn.state}")
 

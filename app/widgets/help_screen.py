@@ -23,14 +23,15 @@ def bindings_text(bindings: Iterable[Binding]) -> Text:
     position: dict[str, int] = {}
     for index, binding in enumerate(bindings):
         if binding.description:
-            groups.setdefault(binding.action, []).append(binding)
+            groups.setdefault(binding.description, []).append(binding)
             if binding.show:
-                position.setdefault(binding.action, index)
-    ordered = sorted(groups.values(), key=lambda group: position.get(group[0].action, len(position) + 1_000))
+                position.setdefault(binding.description, index)
+    ordered = sorted(groups.values(), key=lambda group: position.get(group[0].description, len(position) + 1_000))
     text = Text()
     for group in ordered:
         main = next((b for b in group if b.show), group[0])
-        keys = ", ".join(_key_label(b) for b in sorted(group, key=lambda b: not b.show))
+        shown = [b for b in group if b.show]
+        keys = ", ".join(_key_label(b) for b in (shown + [b for b in group if not b.show] if len(group) < 4 else shown))
         text.append(f"{keys:>9}  ", style="bold")
         text.append(main.description)
         tooltip = next((b.tooltip for b in group if b.tooltip), "")

@@ -23,6 +23,7 @@ class PodBox(Static):
             self._pod = pod
             self.set_class(pod.pinned, "-pinned")
             self.set_class(not pod.serving, "-down")
+            self.set_class(pod.draining, "-draining")
             self.set_class(pod.load >= 0.8, "-hot")
             self.refresh()
 
@@ -41,6 +42,8 @@ class PodBox(Static):
         text.append(f"{pod.calls} RPCs\n")
         if not pod.serving:
             text.append(" DOWN ", style="reverse bold")
+        elif pod.draining:
+            text.append(" DRAINING ", style="reverse")
         elif pod.pinned:
             text.append(" PINNED ", style="reverse bold")
         return text

@@ -61,6 +61,9 @@ class LoadBalancer(ABC):
     """A policy, registered by ``name``. Adding one must not touch the channel."""
 
     name: ClassVar[str]
+    #: Whether subchannels should run client-side health checks (gRPC A17) when
+    #: the channel has a health-check service configured.
+    health_checking: ClassVar[bool] = False
 
     def __init__(self, helper: Helper) -> None:
         self.helper = helper

@@ -30,6 +30,7 @@ class RoundRobin(LoadBalancer):
     """Connects to every address; a non-READY subchannel is skipped and reconnects with backoff."""
 
     name = "round_robin"
+    health_checking = True
 
     def __init__(self, helper: Helper) -> None:
         super().__init__(helper)

@@ -40,6 +40,9 @@ class ChannelOptions:
     window_size: int = DEFAULT_WINDOW_SIZE
     #: Seeds backoff jitter and the round_robin start index; None = random.
     seed: int | None = None
+    #: Client-side health checking (gRPC A17): the service name to Watch on each
+    #: subchannel ("" = the whole server), for policies that use it; None = off.
+    health_check_service: str | None = None
 
 
 @dataclass(slots=True)
@@ -115,6 +118,7 @@ class Channel:
             backoff=self.options.backoff,
             max_receive_message_length=self.options.max_receive_message_length,
             window_size=self.options.window_size,
+            health_check_service=self.options.health_check_service if policy_cls.health_checking else None,
         )
         self.loop = asyncio.get_running_loop()
         self.state = ConnectivityState.IDLE

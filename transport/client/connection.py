@@ -51,10 +51,16 @@ class RawResponse:
         return decode_metadata(self._trailers)
 
 
-class _Stream:
-    __slots__ = ("decoder", "future", "grpc", "headers", "messages", "trailers")
+_END = object()
 
-    def __init__(self, future: asyncio.Future[RawResponse], max_length: int) -> None:
+
+class _Stream:
+    """One call's receive side. A unary call ends in ``future``; a streaming
+    call hands each message to ``queue`` and ends with a terminal item."""
+
+    __slots__ = ("decoder", "future", "grpc", "headers", "messages", "queue", "trailers")
+
+    def __init__(self, future: asyncio.Future[RawResponse], max_length: int, streaming: bool = False) -> None:
         self.future = future
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.trailers: list[tuple[bytes, bytes]] | None = None
@@ -62,6 +68,73 @@ class _Stream:
         self.messages: list[bytes] = []
         #: The response is gRPC (200, application/grpc): only then is its body parsed.
         self.grpc = False
+        self.queue: asyncio.Queue[object] | None = asyncio.Queue() if streaming else None
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+    def deliver(self, messages: list[bytes]) -> None:
+        if self.queue is None:
+            self.messages += messages
+        else:
+            for message in messages:
+                self.queue.put_nowait(message)
+
+    def fail(self, exc: RpcError) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+            if self.queue is not None:
+                self.future.exception()  # retrieved: the queue carries it to the reader
+                self.queue.put_nowait(exc)
+
+    def succeed(self, raw: RawResponse) -> None:
+        if not self.future.done():
+            self.future.set_result(raw)
+            if self.queue is not None:
+                self.queue.put_nowait(_END)
+
+
+class ResponseStream:
+    """The messages of a server-streaming call; iteration raises RpcError on a
+    non-OK status. ``cancel()`` resets the stream."""
+
+    def __init__(
+        self, conn: ClientConnection, stream_id: int, stream: _Stream, timer: asyncio.TimerHandle | None
+    ) -> None:
+        self._conn = conn
+        self._stream_id = stream_id
+        self._stream = stream
+        self._timer = timer
+
+    def __aiter__(self) -> ResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        queue = self._stream.queue
+        assert queue is not None
+        try:
+            item = await queue.get()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if isinstance(item, bytes):
+            return item
+        self._done()
+        if isinstance(item, RpcError):
+            raise item
+        raise StopAsyncIteration
+
+    def cancel(self) -> None:
+        self._done()
+        if self._stream_id in self._conn.streams:
+            self._stream.fail(RpcError(StatusCode.CANCELLED, "cancelled by the client"))
+            self._conn._cancel(self._stream_id)
+
+    def _done(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class ClientConnection(H2Protocol):
@@ -125,6 +198,39 @@ class ClientConnection(H2Protocol):
         deadline: float | None,
     ) -> RawResponse:
         """Run one unary call on a new stream; raise RpcError with its status."""
+        stream_id, stream = await self._open_stream(path, payload, metadata, deadline, streaming=False)
+        timer = self.loop.call_at(deadline, self._expire, stream_id) if deadline is not None else None
+        try:
+            return await stream.future
+        except asyncio.CancelledError:
+            if stream_id in self.streams:  # the caller gave up: tell the server
+                self._cancel(stream_id)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def unary_stream(
+        self,
+        path: bytes,
+        payload: bytes,
+        metadata: list[tuple[bytes, bytes]],
+        deadline: float | None,
+    ) -> ResponseStream:
+        """Start a server-streaming call; iterate the result for its messages."""
+        stream_id, stream = await self._open_stream(path, payload, metadata, deadline, streaming=True)
+        timer = self.loop.call_at(deadline, self._expire, stream_id) if deadline is not None else None
+        return ResponseStream(self, stream_id, stream, timer)
+
+    async def _open_stream(
+        self,
+        path: bytes,
+        payload: bytes,
+        metadata: list[tuple[bytes, bytes]],
+        deadline: float | None,
+        streaming: bool,
+    ) -> tuple[int, _Stream]:
+        """Wait for a stream slot, then send headers and the request message."""
         h2c = self.h2
         loop = self.loop
         while True:
@@ -142,36 +248,27 @@ class ClientConnection(H2Protocol):
         if metadata:
             headers += metadata
         stream_id = h2c.get_next_available_stream_id()
-        future: asyncio.Future[RawResponse] = loop.create_future()
-        self.streams[stream_id] = _Stream(future, self._max_length)
+        stream = _Stream(loop.create_future(), self._max_length, streaming)
+        self.streams[stream_id] = stream
         h2c.send_headers(stream_id, headers)
         data = encode_message(payload)
         if not self.try_send_data(stream_id, data, True):
             loop.create_task(self._send_body(stream_id, data))
         self.schedule_flush()
-        timer = loop.call_at(deadline, self._expire, stream_id) if deadline is not None else None
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if stream_id in self.streams:  # the caller gave up: tell the server
-                self._cancel(stream_id)
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
+        return stream_id, stream
 
     async def _send_body(self, stream_id: int, data: bytes) -> None:
         try:
             await self.send_data(stream_id, data, True)
         except Exception as exc:  # noqa: BLE001 - the stream's future reports the failure
             stream = self.streams.pop(stream_id, None)
-            if stream is not None and not stream.future.done():
-                stream.future.set_exception(RpcError(StatusCode.UNAVAILABLE, f"could not send the request: {exc}"))
+            if stream is not None:
+                stream.fail(RpcError(StatusCode.UNAVAILABLE, f"could not send the request: {exc}"))
 
     def _expire(self, stream_id: int) -> None:
         stream = self.streams.get(stream_id)
-        if stream is not None and not stream.future.done():
-            stream.future.set_exception(RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+        if stream is not None and not stream.done:
+            stream.fail(RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
             self._cancel(stream_id)
 
     def _cancel(self, stream_id: int) -> None:
@@ -220,10 +317,9 @@ class ClientConnection(H2Protocol):
         if stream is None or not stream.grpc:
             return  # a non-gRPC body is dropped; its HTTP status becomes the call's status
         try:
-            stream.messages += stream.decoder.feed(event.data)
+            stream.deliver(stream.decoder.feed(event.data))
         except RpcError as exc:
-            if not stream.future.done():
-                stream.future.set_exception(exc)
+            stream.fail(exc)
             self._cancel(stream_id)
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
@@ -231,7 +327,7 @@ class ClientConnection(H2Protocol):
         if stream is None:
             return
         self._stream_closed()
-        if not stream.future.done():
+        if not stream.done:
             _finish(stream)
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
@@ -240,25 +336,22 @@ class ClientConnection(H2Protocol):
         if stream is None:
             return
         self._stream_closed()
-        if stream.future.done():
+        if stream.done:
             return
         if event.error_code == ErrorCodes.REFUSED_STREAM:
-            stream.future.set_exception(StreamNotProcessed("stream refused by the server (REFUSED_STREAM)"))
+            stream.fail(StreamNotProcessed("stream refused by the server (REFUSED_STREAM)"))
         elif event.error_code == ErrorCodes.NO_ERROR and stream.trailers is not None:
             _finish(stream)
         else:
             code = status_from_rst(event.error_code)
-            stream.future.set_exception(
-                RpcError(code, f"stream reset by the server with {_rst_name(event.error_code)}")
-            )
+            stream.fail(RpcError(code, f"stream reset by the server with {_rst_name(event.error_code)}"))
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
         self.goaway = True
         last = event.last_stream_id if event.last_stream_id is not None else 0
         for stream_id in [s for s in self.streams if s > last]:
             stream = self.streams.pop(stream_id)
-            if not stream.future.done():
-                stream.future.set_exception(StreamNotProcessed("the server sent GOAWAY before processing the call"))
+            stream.fail(StreamNotProcessed("the server sent GOAWAY before processing the call"))
         self._wake_slot_waiters()
         if self._on_closed is not None:
             self._on_closed(self)
@@ -270,8 +363,7 @@ class ClientConnection(H2Protocol):
         streams, self.streams = self.streams, {}
         reason = f"connection to {self.peer or 'server'} lost"
         for stream in streams.values():
-            if not stream.future.done():
-                stream.future.set_exception(RpcError(StatusCode.UNAVAILABLE, reason))
+            stream.fail(RpcError(StatusCode.UNAVAILABLE, reason))
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(reason))
         self._wake_slot_waiters()
@@ -328,12 +420,12 @@ def _finish(stream: _Stream) -> None:
             content_type = value
     if http_status != b"200":
         code = status_from_http(int(http_status)) if http_status.isdigit() else StatusCode.UNKNOWN
-        stream.future.set_exception(
+        stream.fail(
             RpcError(code, f"server answered HTTP {http_status.decode('ascii', 'replace') or '(none)'}, not gRPC")
         )
         return
     if not content_type.startswith(b"application/grpc"):
-        stream.future.set_exception(
+        stream.fail(
             RpcError(
                 StatusCode.UNKNOWN,
                 f"server answered content-type {content_type.decode('ascii', 'replace')!r}, not gRPC",
@@ -349,26 +441,23 @@ def _finish(stream: _Stream) -> None:
         elif name == b"grpc-message":
             grpc_message = value
     if grpc_status is None:
-        stream.future.set_exception(RpcError(StatusCode.UNKNOWN, "server sent no grpc-status"))
+        stream.fail(RpcError(StatusCode.UNKNOWN, "server sent no grpc-status"))
         return
     try:
         code = StatusCode(int(grpc_status))
     except ValueError:
         code = StatusCode.UNKNOWN
     if code is not StatusCode.OK:
-        stream.future.set_exception(
-            RpcError(code, percent_decode(grpc_message), decode_metadata(trailers), decode_metadata(headers))
-        )
+        stream.fail(RpcError(code, percent_decode(grpc_message), decode_metadata(trailers), decode_metadata(headers)))
     elif stream.decoder.pending:
-        stream.future.set_exception(RpcError(StatusCode.INTERNAL, "response ended in the middle of a message"))
-    elif len(stream.messages) != 1:
-        stream.future.set_exception(
+        stream.fail(RpcError(StatusCode.INTERNAL, "response ended in the middle of a message"))
+    elif stream.queue is None and len(stream.messages) != 1:
+        stream.fail(
             RpcError(StatusCode.INTERNAL, f"unary call got {len(stream.messages)} response messages, expected 1")
         )
     else:
-        stream.future.set_result(
-            RawResponse(stream.messages[0], headers, trailers if stream.trailers is not None else [])
-        )
+        message = stream.messages[0] if stream.queue is None else b""
+        stream.succeed(RawResponse(message, headers, trailers if stream.trailers is not None else []))
 
 
 def _rst_name(code: int) -> str:

@@ -13,7 +13,10 @@ from transport.address import Address
 from transport.client.backoff import BackoffConfig, ExponentialBackoff
 from transport.client.connection import ClientConnection
 from transport.connectivity import ConnectivityState
+from transport.health.messages import ServingStatus, decode_response, encode_request
+from transport.health.service import WATCH
 from transport.http2 import DEFAULT_WINDOW_SIZE
+from transport.status import RpcError, StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,11 @@ class SubchannelOptions:
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
     max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
     window_size: int = DEFAULT_WINDOW_SIZE
+    #: Watch this grpc.health.v1 service once connected; READY only while it is
+    #: SERVING (gRPC A17). None = no health checking.
+    health_check_service: str | None = None
+    #: Wait before re-opening a health Watch that failed.
+    health_retry_delay: float = 1.0
 
 
 @dataclass(slots=True)
@@ -70,6 +78,10 @@ class Subchannel:
         self.last_error = ""
         #: Loop time of the next connection attempt while backing off, else None.
         self.next_attempt_at: float | None = None
+        #: The last health status seen (e.g. "SERVING", "NOT_SERVING"), or None
+        #: when not health checking.
+        self.health: str | None = None
+        self._health_task: asyncio.Task[None] | None = None
         self._backoff = ExponentialBackoff(self.options.backoff, rng)
         self._listeners: list[StateListener] = []
         self._connect_task: asyncio.Task[None] | None = None
@@ -134,7 +146,10 @@ class Subchannel:
         self.stats.connects += 1
         self.last_error = ""
         self.connection = conn
-        self._set_state(ConnectivityState.READY)
+        if self.options.health_check_service is None:
+            self._set_state(ConnectivityState.READY)
+        else:  # stay CONNECTING until the server says SERVING
+            self._health_task = loop.create_task(self._watch_health(conn, self.options.health_check_service))
 
     def _connect_failed(self, exc: BaseException) -> None:
         self.stats.connect_failures += 1
@@ -157,15 +172,56 @@ class Subchannel:
         if self.state is ConnectivityState.TRANSIENT_FAILURE:
             self._set_state(ConnectivityState.IDLE)
 
+    async def _watch_health(self, conn: ClientConnection, service: str) -> None:
+        """Follow grpc.health.v1 Watch on ``conn``: SERVING -> READY, anything
+        else -> TRANSIENT_FAILURE (the connection stays up; picks skip it)."""
+        while conn is self.connection and conn.usable:
+            try:
+                stream = await conn.unary_stream(WATCH.encode(), encode_request(service), [], None)
+                async for message in stream:
+                    status = decode_response(message)
+                    if conn is not self.connection:
+                        return
+                    self.health = status.name
+                    if status is ServingStatus.SERVING:
+                        self.last_error = ""
+                        self._set_state(ConnectivityState.READY)
+                    else:
+                        self.last_error = f"{self.address} reports health {status.name}"
+                        self._set_state(ConnectivityState.TRANSIENT_FAILURE)
+                reason = "the server ended the health watch"
+            except RpcError as exc:
+                if exc.code is StatusCode.UNIMPLEMENTED:
+                    # No health service: healthy by definition (A17).
+                    self.health = None
+                    if conn is self.connection:
+                        self._set_state(ConnectivityState.READY)
+                    return
+                reason = f"health watch failed: {exc}"
+            if conn is not self.connection or not conn.usable:
+                return
+            self.health = "UNKNOWN"
+            self.last_error = f"{self.address}: {reason}"
+            self._set_state(ConnectivityState.TRANSIENT_FAILURE)
+            await asyncio.sleep(self.options.health_retry_delay)
+
     def _on_connection_closed(self, conn: ClientConnection) -> None:
         """The connection died or got GOAWAY: in-flight calls finish there (GOAWAY)
         or have failed (loss); new calls need a new connection."""
         if conn is not self.connection:
             return
         self.connection = None
-        if self.state is ConnectivityState.READY:
+        self._stop_health_watch()
+        if self.state is ConnectivityState.READY or (
+            self.state is ConnectivityState.TRANSIENT_FAILURE and self.next_attempt_at is None
+        ):
             self.last_error = f"connection to {self.address} {'got GOAWAY' if conn.goaway else 'lost'}"
             self._set_state(ConnectivityState.IDLE)
+
+    def _stop_health_watch(self) -> None:
+        task, self._health_task = self._health_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
     def shutdown(self) -> None:
         """SHUTDOWN: stop reconnecting and close the connection (after its calls, if any)."""
@@ -177,6 +233,7 @@ class Subchannel:
             self._backoff_timer.cancel()
             self._backoff_timer = None
         self.next_attempt_at = None
+        self._stop_health_watch()
         conn, self.connection = self.connection, None
         self._set_state(ConnectivityState.SHUTDOWN)
         if conn is not None:
