@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.cluster.load import LoadModel
-from app.greeter.service import Greeter
-from transport import Address, Server, StatusCode
+from app.greeter.service import SAY_HELLO, Greeter
+from transport import Address, Server
 from transport.health import HealthService, ServingStatus
 
 
@@ -44,6 +44,7 @@ class Pod:
             stats = self.server.stats
             self.server = self._new_server()
             self.server.stats.calls_by_status = stats.calls_by_status
+            self.server.stats.calls_by_method = stats.calls_by_method
             self.server.stats.calls_served = stats.calls_served
             self.server.stats.connections_total = stats.connections_total
         self._address = await self.server.start(self.host, self._address.port if self._address else 0)
@@ -73,11 +74,13 @@ class Pod:
 
     @property
     def calls_ok(self) -> int:
-        return self.server.stats.calls_by_status[StatusCode.OK]
+        """Greets this pod answered OK (health checks are not counted)."""
+        return self.server.stats.method_ok(SAY_HELLO)
 
     @property
     def calls_in_flight(self) -> int:
-        return self.server.stats.calls_in_flight
+        """Greets running or queued at this pod's workers."""
+        return self.load_model.running + self.load_model.queued
 
     @property
     def connections(self) -> int:

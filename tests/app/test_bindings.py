@@ -156,3 +156,44 @@ async def test_no_color_still_shows_numbers_and_badges(monkeypatch: pytest.Monke
         assert app.no_color
         text = screen_text(app)
         assert "PINNED" in text and "3 RPCs" in text and "% load" in text
+
+
+async def test_number_key_kills_the_pinned_pod_and_the_badge_moves() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        cluster = app.cluster
+        await cluster.wait_ready()
+        pinned = cluster.view().pinned_pod
+        assert pinned is not None
+        await pilot.press(str(pinned))
+        assert not cluster.pod(pinned).serving
+        await wait_until(lambda: cluster.view().pinned_pod not in (None, pinned), 10, "the channel to re-pin")
+        for _ in range(5):
+            await pilot.press("g")
+        await settle(app, pilot)
+        moved = cluster.view().pinned_pod
+        assert moved is not None
+        boxes = {box.index: box for box in app.query(PodBox)}
+        assert boxes[moved].has_class("-pinned") and boxes[pinned].has_class("-down")
+        assert "DOWN" in screen_text(app)
+        await pilot.press(str(pinned))  # and back
+        assert cluster.pod(pinned).serving
+
+
+async def test_d_then_number_drains_a_pod_under_round_robin() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        cluster = app.cluster
+        await pilot.press("p")
+        await cluster.wait_ready()
+        await pilot.press("d", "2")
+        assert cluster.pod(2).draining
+        await wait_until(
+            lambda: any(c.health == "NOT_SERVING" for c in cluster.view().connections), 5, "client sees the drain"
+        )
+        for _ in range(12):
+            await pilot.press("g")
+        await settle(app, pilot)
+        assert cluster.traffic.stats.failed_total == 0
+        assert cluster.pod(2).calls_ok == 0
+        assert "DRAINING" in screen_text(app)

@@ -203,7 +203,7 @@ class ServerConnection(H2Protocol):
 
     def call_finished(self, call: ServerCall, code: StatusCode) -> None:
         if self.calls.pop(call.stream_id, None) is not None:
-            self.server.stats.call_finished(code)
+            self.server.stats.call_finished(code, call.method)
         if self.draining and not self.calls:
             self.schedule_flush()
             self.loop.call_soon(self.close)

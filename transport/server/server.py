@@ -45,14 +45,25 @@ class ServerStats:
     #: Requests answered with plain HTTP (not gRPC at all: 415, 405).
     rejected_requests: int = 0
     calls_by_status: list[int] = field(default_factory=lambda: [0] * len(StatusCode))
+    #: Per method path: finished calls by status code (handlers that ran).
+    calls_by_method: dict[str, list[int]] = field(default_factory=dict)
 
     def call_started(self) -> None:
         self.calls_in_flight += 1
 
-    def call_finished(self, code: StatusCode) -> None:
+    def call_finished(self, code: StatusCode, method: str) -> None:
         self.calls_in_flight -= 1
         self.calls_served += 1
         self.calls_by_status[code] += 1
+        by_status = self.calls_by_method.get(method)
+        if by_status is None:
+            by_status = self.calls_by_method[method] = [0] * len(StatusCode)
+        by_status[code] += 1
+
+    def method_ok(self, method: str) -> int:
+        """Calls of ``method`` that ended OK."""
+        by_status = self.calls_by_method.get(method)
+        return by_status[StatusCode.OK] if by_status else 0
 
     def count_status(self, code: StatusCode) -> None:
         """A call answered at once (Trailers-Only) without running a handler."""
@@ -69,6 +80,7 @@ class ServerStats:
         self.calls_served = 0
         self.rejected_requests = 0
         self.calls_by_status = [0] * len(StatusCode)
+        self.calls_by_method = {}
 
 
 class Server:
