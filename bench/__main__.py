@@ -1,0 +1,78 @@
+"""``python -m bench [--calls N] [--duration S] [--quick] [--json FILE]``: run everything, print the table."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import pairs, proxy_cost, report
+from bench.procs import CLIENT_CORE, pinning_available, run_json
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--calls", type=int, help="calls per measurement at most (default 1,000,000; quick 300)")
+    parser.add_argument("--duration", type=float, help="seconds per measurement at most (default 3; quick 0.5)")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: a few hundred calls per pair")
+    parser.add_argument("--json", type=Path, help="also write every raw result here")
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quick = args.quick
+    budget = pairs.Budget(
+        calls=args.calls or (300 if quick else 1_000_000),
+        duration=args.duration or (0.5 if quick else 3.0),
+        warmup=50 if quick else 500,
+    )
+    started = time.monotonic()
+    log(f"bench: {budget}, pinning {'on (taskset)' if pinning_available() else 'off'}")
+
+    log("h2 ceiling ...")
+    ceiling = run_json("bench.h2_ceiling", ["--calls", str(2000 if quick else 20_000)], CLIENT_CORE, 120)
+    log("pairs ...")
+    rows, skipped = pairs.run_pairs(budget, log=log)
+    log("L4 proxy ...")
+    proxy = proxy_cost.measure(budget, rounds=1 if quick else 3, log=log)
+
+    items = report.targets(rows, ceiling, proxy)
+    cpu = platform.processor() or platform.machine()
+    print(
+        f"# rpcviz bench — Python {platform.python_version()}, {os.cpu_count()} cores ({cpu}), "
+        f"server core 0 / client core 1: {'pinned' if pinning_available() else 'not pinned'}, "
+        f"{budget.calls:,} calls or {budget.duration} s per row{' (quick)' if quick else ''}\n"
+    )
+    print(report.table(rows, ceiling, proxy))
+    if skipped:
+        print(f"\nSkipped (framework not installed): {', '.join(skipped)}")
+    print()
+    print(report.targets_section(items))
+    log(f"bench: done in {time.monotonic() - started:.1f} s")
+    if args.json:
+        raw: dict[str, Any] = {
+            "budget": dataclasses.asdict(budget),
+            "quick": quick,
+            "ceiling": ceiling,
+            "pairs": rows,
+            "skipped": skipped,
+            "proxy": proxy,
+            "targets": [dataclasses.asdict(t) | {"verdict": t.verdict} for t in items],
+        }
+        args.json.write_text(json.dumps(raw, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""A closed-loop unary SayHello client (ours, grpclib or grpcio) on one channel.
+
+``python -m bench.clients KIND --port P --concurrency C [--calls N] [--duration S] [--server-pid PID]``
+warms up, then keeps C calls in flight until N calls or S seconds, whichever comes first, and prints one
+JSON line: throughput, p50/p99 latency, CPU µs per call of this process and (from /proc) of the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
+from bench.procs import proc_cpu_seconds
+
+SAY_HELLO = "/helloworld.Greeter/SayHello"
+KINDS = ("ours", "grpclib", "grpcio")
+#: Connecting longer than this fails the run.
+CALL_TIMEOUT = 10.0
+
+Call = Callable[[HelloRequest], Awaitable[HelloReply]]
+Close = Callable[[], Awaitable[None]]
+
+
+async def connect_ours(port: int) -> tuple[Call, Close]:
+    from app.greeter.stub import GreeterStub
+    from transport import Channel, ConnectivityState
+
+    channel = Channel.dial(f"127.0.0.1:{port}", "pick_first")
+    await channel.wait_for_state(ConnectivityState.READY, timeout=CALL_TIMEOUT)
+    stub = GreeterStub(channel)
+    return stub.SayHello, lambda: channel.close(grace=0)
+
+
+async def connect_grpclib(port: int) -> tuple[Call, Close]:
+    from grpclib.client import Channel, UnaryUnaryMethod
+
+    channel = Channel("127.0.0.1", port)
+    method: UnaryUnaryMethod[HelloRequest, HelloReply] = UnaryUnaryMethod(channel, SAY_HELLO, HelloRequest, HelloReply)
+
+    async def close() -> None:
+        channel.close()
+
+    return method, close
+
+
+async def connect_grpcio(port: int) -> tuple[Call, Close]:
+    import grpc
+
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT)
+    method = channel.unary_unary(
+        SAY_HELLO, request_serializer=HelloRequest.SerializeToString, response_deserializer=HelloReply.FromString
+    )
+    return method, lambda: channel.close(None)
+
+
+CONNECT = {"ours": connect_ours, "grpclib": connect_grpclib, "grpcio": connect_grpcio}
+
+
+async def closed_loop(
+    call: Call, concurrency: int, calls: int, duration: float, latencies: list[int] | None
+) -> tuple[int, int]:
+    """Keep ``concurrency`` calls in flight until ``calls`` started or ``duration`` passed; (ok, errors)."""
+    request = HelloRequest(name="world")
+    deadline = time.perf_counter() + duration
+    started = ok = errors = 0
+    clock = time.perf_counter_ns
+
+    async def worker() -> None:
+        nonlocal started, ok, errors
+        while started < calls and time.perf_counter() < deadline:
+            started += 1
+            t0 = clock()
+            try:
+                reply = await call(request)  # bounded by the wait_for around the whole loop
+            except Exception:
+                errors += 1
+                if errors > 100:
+                    raise
+                continue
+            t1 = clock()
+            if latencies is not None:
+                latencies.append(t1 - t0)
+            ok += reply.message == "Hello, world!"
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ok, errors
+
+
+def percentile(sorted_ns: list[int], q: float) -> float:
+    """The q-quantile (nearest rank) of sorted nanoseconds, in µs."""
+    if not sorted_ns:
+        return float("nan")
+    index = min(len(sorted_ns) - 1, max(0, round(q * len(sorted_ns) + 0.5) - 1))
+    return sorted_ns[index] / 1000
+
+
+async def measure(
+    kind: str, port: int, concurrency: int, calls: int, duration: float, warmup: int, server_pid: int | None
+) -> dict[str, Any]:
+    call, close = await CONNECT[kind](port)
+    try:
+        await asyncio.wait_for(closed_loop(call, concurrency, warmup, max(1.0, duration), None), 60)
+        latencies: list[int] = []
+        server_cpu0 = proc_cpu_seconds(server_pid) if server_pid else None
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        ok, errors = await asyncio.wait_for(closed_loop(call, concurrency, calls, duration, latencies), duration + 60)
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        server_cpu1 = proc_cpu_seconds(server_pid) if server_pid else None
+    finally:
+        await close()
+    n = len(latencies)
+    latencies.sort()
+    server_cpu = None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
+    return {
+        "client": kind,
+        "concurrency": concurrency,
+        "calls": n,
+        "ok": ok,
+        "errors": errors,
+        "seconds": wall,
+        "throughput": n / wall if wall else 0.0,
+        "p50_us": percentile(latencies, 0.50),
+        "p99_us": percentile(latencies, 0.99),
+        "client_cpu_us": cpu / n * 1e6 if n else None,
+        "server_cpu_us": server_cpu / n * 1e6 if n and server_cpu is not None else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--calls", type=int, default=1_000_000, help="stop after this many calls")
+    parser.add_argument("--duration", type=float, default=3.0, help="stop after this many seconds")
+    parser.add_argument("--warmup", type=int, default=500, help="calls before measuring")
+    parser.add_argument("--server-pid", type=int, help="read this process's CPU time over the window")
+    args = parser.parse_args(argv)
+    result = asyncio.run(
+        measure(args.kind, args.port, args.concurrency, args.calls, args.duration, args.warmup, args.server_pid)
+    )
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""One Greeter server (ours, grpclib or grpcio), or our L4 proxy, in this process.
+
+``python -m bench.servers KIND [--backend PORT]`` binds 127.0.0.1:0, prints ``READY <port>`` and serves
+until SIGTERM/SIGINT. Every kind answers ``Hello, <name>!`` like ``app.greeter.Greeter``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
+
+SAY_HELLO = "/helloworld.Greeter/SayHello"
+KINDS = ("ours", "grpclib", "grpcio", "l4proxy")
+
+Stopper = Callable[[], Awaitable[None]]
+
+
+async def start_ours() -> tuple[int, Stopper]:
+    from app.greeter.service import Greeter
+    from transport import Server
+
+    server = Server()
+    server.add_service(Greeter())
+    address = await server.start("127.0.0.1", 0)
+    return address.port, lambda: server.stop(grace=0.5)
+
+
+async def start_grpclib() -> tuple[int, Stopper]:
+    """grpclib's low-level API: a ``__mapping__`` of method path to Handler (what its generated base does)."""
+    from grpclib.const import Cardinality, Handler
+    from grpclib.server import Server, Stream
+
+    class Greeter:
+        async def say_hello(self, stream: Stream[HelloRequest, HelloReply]) -> None:
+            request = await stream.recv_message()
+            assert request is not None
+            await stream.send_message(HelloReply(message=f"Hello, {request.name}!"))
+
+        def __mapping__(self) -> dict[str, Handler]:
+            return {SAY_HELLO: Handler(self.say_hello, Cardinality.UNARY_UNARY, HelloRequest, HelloReply)}
+
+    server = Server([Greeter()])
+    # proto=IPPROTO_TCP, or grpclib (and asyncio) skip TCP_NODELAY on accepted sockets: 40 ms delayed ACKs.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    await server.start(sock=sock)
+
+    async def stop() -> None:
+        server.close()
+        await server.wait_closed()
+
+    return sock.getsockname()[1], stop
+
+
+async def start_grpcio() -> tuple[int, Stopper]:
+    import grpc
+
+    async def say_hello(request: HelloRequest, context: Any) -> HelloReply:
+        return HelloReply(message=f"Hello, {request.name}!")
+
+    server = grpc.aio.server()
+    handler = grpc.unary_unary_rpc_method_handler(
+        say_hello, request_deserializer=HelloRequest.FromString, response_serializer=HelloReply.SerializeToString
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("helloworld.Greeter", {"SayHello": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return port, lambda: server.stop(0.5)
+
+
+async def start_l4proxy(backend: int) -> tuple[int, Stopper]:
+    from transport import Address
+    from transport.proxy import L4Proxy
+
+    proxy = L4Proxy([Address("127.0.0.1", backend)])
+    address = await proxy.start()
+    return address.port, proxy.stop
+
+
+async def serve(kind: str, backend: int | None) -> None:
+    if kind == "l4proxy":
+        if backend is None:
+            raise SystemExit("l4proxy needs --backend PORT")
+        port, stop = await start_l4proxy(backend)
+    else:
+        port, stop = await {"ours": start_ours, "grpclib": start_grpclib, "grpcio": start_grpcio}[kind]()
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, done.set)
+    print(f"READY {port}", flush=True)
+    try:
+        await done.wait()
+    finally:
+        await asyncio.wait_for(stop(), 5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--backend", type=int, help="the backend port (l4proxy only)")
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.kind, args.backend))
+
+
+if __name__ == "__main__":
+    main()

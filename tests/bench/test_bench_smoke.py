@@ -1,0 +1,45 @@
+"""Smoke run of the benchmark: ``python -m bench --quick`` works end to end. No speed assertions."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.pairs import PAIRS, available, pair_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+if not (importlib.util.find_spec("grpc") or importlib.util.find_spec("grpclib")):
+    pytest.importorskip("grpc", reason="the bench extra (grpcio, grpclib) is not installed")
+
+
+def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout
+    for client, server in PAIRS:
+        name = pair_name(client, server)
+        if available(client) and available(server):
+            for concurrency in (1, 32):
+                assert f"| {name} | {concurrency} |" in table
+        else:
+            assert name in table  # listed as skipped
+    assert "| h2 state machine only (ceiling, in memory) |" in table
+    assert "| ours → L4 proxy → ours | 1 |" in table
+    assert "## Targets" in table
+    raw = json.loads(out.read_text())
+    assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
+    assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
