@@ -14,11 +14,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from textual.pilot import Pilot  # noqa: E402
+from textual.pilot import Pilot
 
-from app.cluster import ClusterConfig  # noqa: E402
-from app.ui import RpcvizApp  # noqa: E402
-from tests.app import scenarios  # noqa: E402
+from app.cluster import ClusterConfig
+from app.ui import RpcvizApp
+from tests.app import scenarios
 
 Scenario = Callable[[Pilot[None]], Awaitable[None]]
 

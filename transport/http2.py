@@ -19,7 +19,7 @@ from typing import Any
 import h2.config
 import h2.events
 import h2.exceptions
-from h2.connection import H2Connection, _decode_headers
+from h2.connection import ConnectionState, H2Connection, _decode_headers
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, Event
 from h2.settings import SettingCodes
@@ -41,6 +41,14 @@ class StreamRefused(Event):
 
     def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
+
+
+class MalformedRequest(Event):
+    """A request's headers broke HTTP/2's rules; we reset that stream (PROTOCOL_ERROR)."""
+
+    def __init__(self, stream_id: int, reason: str) -> None:
+        self.stream_id = stream_id
+        self.reason = reason
 
 
 class GrpcH2Connection(H2Connection):
@@ -85,7 +93,21 @@ class GrpcH2Connection(H2Connection):
             rst = RstStreamFrame(frame.stream_id)
             rst.error_code = ErrorCodes.REFUSED_STREAM
             return [rst], [StreamRefused(frame.stream_id)]
-        result: tuple[list[Frame], list[Event]] = super()._receive_headers_frame(frame)
+        try:
+            result: tuple[list[Frame], list[Event]] = super()._receive_headers_frame(frame)
+        except h2.exceptions.ProtocolError as exc:
+            stream = self.streams.get(frame.stream_id)
+            if (
+                self.config.client_side
+                or stream is None
+                or stream.closed
+                or isinstance(exc, h2.exceptions.DenialOfServiceError)
+                or str(exc).startswith("Error decoding header block")
+            ):
+                raise  # a connection error: the HPACK state or the stream table is not trustworthy
+            # A malformed request is a stream error (RFC 9113 §8.1.1): reset that stream only.
+            self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
+            return [], [MalformedRequest(frame.stream_id, str(exc))]
         return result
 
 
@@ -139,6 +161,8 @@ class H2Protocol(asyncio.Protocol):
         # Senders blocked on flow control, by stream id (0 = any).
         self._window_waiters: dict[int, asyncio.Future[None]] = {}
         self.closed = False
+        #: We half-closed the socket (write_eof): nothing more is written.
+        self.write_closed = False
         self.peer: str = ""
         self.local_address: Address | None = None
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
@@ -173,7 +197,12 @@ class H2Protocol(asyncio.Protocol):
         for event in events:
             handler = handlers.get(type(event))
             if handler is not None:
-                handler(event)
+                try:
+                    handler(event)
+                except h2.exceptions.ProtocolError as exc:
+                    # One stream's answer met a stream the peer already closed (e.g.
+                    # RST_STREAM in the same read): drop that answer, keep the connection.
+                    log.debug("%s: event %s on a closed stream: %s", self.peer, type(event).__name__, exc)
         self.flush()
 
     def pause_writing(self) -> None:
@@ -200,7 +229,7 @@ class H2Protocol(asyncio.Protocol):
         """Write whatever h2 has queued, in one ``transport.write``."""
         self._flush_pending = False
         data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.closed:
+        if data and self.transport is not None and not self.closed and not self.write_closed:
             self.transport.write(data)
 
     def schedule_flush(self) -> None:
@@ -282,9 +311,11 @@ class H2Protocol(asyncio.Protocol):
     def on_protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
         """A peer broke HTTP/2: send GOAWAY with the error and close."""
         log.debug("HTTP/2 protocol error from %s: %s", self.peer, exc)
-        code = getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR)
-        with contextlib.suppress(Exception):  # we are closing anyway
-            self.h2.send_goaway(self.h2.highest_inbound_stream_id, code, str(exc).encode()[:256])
+        if self.h2.state_machine.state is not ConnectionState.CLOSED:
+            # h2 queues its own GOAWAY for the errors it detects; add ours only otherwise.
+            code = getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR)
+            with contextlib.suppress(Exception):  # we are closing anyway
+                self.h2.send_goaway(self.h2.highest_inbound_stream_id, code, str(exc).encode()[:256])
         self.flush()
         self.close()
 

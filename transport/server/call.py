@@ -11,8 +11,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import h2.exceptions
 from h2.errors import ErrorCodes
 
+from transport.http2 import ConnectionError_
 from transport.metadata import Metadata, encode_metadata
 from transport.server.handlers import Cardinality, MethodHandler
 from transport.status import RpcError, StatusCode
@@ -211,15 +213,21 @@ async def _run_unary(call: ServerCall, request: bytes) -> None:
         message = _deserialize(handler, request)
         response = await handler.fn(message, call)
         payload = handler.response_serializer(response)
+    except RpcError as exc:
+        call.finish(exc.code, exc.details, exc.trailing_metadata or None)
+        return
+    except asyncio.CancelledError:
+        call.on_reset()
+        return
+    except Exception as exc:  # noqa: BLE001 - a handler bug must not reach the peer as a traceback
+        _handler_failed(call, exc)
+        return
+    try:
         if not call.send_unary_response(payload):
             await call.send_message(payload)
             call.finish(StatusCode.OK)
-    except RpcError as exc:
-        call.finish(exc.code, exc.details, exc.trailing_metadata or None)
-    except asyncio.CancelledError:
-        call.on_reset()
-    except Exception as exc:  # noqa: BLE001 - a handler bug must not reach the peer as a traceback
-        _handler_failed(call, exc)
+    except (asyncio.CancelledError, h2.exceptions.ProtocolError, ConnectionError_):
+        call.on_reset()  # the client reset the stream or the connection went away meanwhile
 
 
 async def _run_unary_stream(call: ServerCall, request: bytes) -> None:
@@ -229,7 +237,12 @@ async def _run_unary_stream(call: ServerCall, request: bytes) -> None:
         async for response in handler.fn(message, call):
             if call.finished:
                 return
-            await call.send_message(handler.response_serializer(response))
+            payload = handler.response_serializer(response)
+            try:
+                await call.send_message(payload)
+            except (h2.exceptions.ProtocolError, ConnectionError_):
+                call.on_reset()
+                return
         call.finish(StatusCode.OK)
     except RpcError as exc:
         call.finish(exc.code, exc.details, exc.trailing_metadata or None)

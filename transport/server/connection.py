@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 import h2.events
 from h2.errors import ErrorCodes
 
-from transport.http2 import H2Protocol, StreamRefused
+from transport.http2 import H2Protocol, MalformedRequest, StreamRefused
 from transport.metadata import decode_metadata
 from transport.server.call import ServerCall
+from transport.server.reset_guard import ResetGuard
 from transport.status import RpcError, StatusCode
 from transport.wire import decode_timeout, percent_encode
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from transport.server.server import Server
 
 _STATUS_BYTES = [str(int(code)).encode() for code in StatusCode]
+#: Seconds a connection we told to go away keeps draining input before it closes.
+LINGER = 5.0
 
 
 class ServerConnection(H2Protocol):
@@ -40,6 +43,8 @@ class ServerConnection(H2Protocol):
         self._goaway_stream_id = 0
         self._idle_timer: asyncio.TimerHandle | None = None
         self.streams_refused = 0
+        self._reset_guard = ResetGuard(self.loop.time)
+        self._calmed = False
         self._handlers.update(
             {
                 h2.events.RequestReceived: self._on_request,
@@ -47,6 +52,7 @@ class ServerConnection(H2Protocol):
                 h2.events.StreamEnded: self._on_stream_ended,
                 h2.events.StreamReset: self._on_stream_reset,
                 StreamRefused: self._on_stream_refused,
+                MalformedRequest: self._on_malformed_request,
             }
         )
 
@@ -56,10 +62,15 @@ class ServerConnection(H2Protocol):
         self._idle_timer = self.loop.call_later(self.server.options.handshake_timeout, self._on_handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if not self._calmed:
+            super().data_received(data)
+
+    def _on_remote_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
+        # The handshake is done when the client's SETTINGS arrive (not at its first byte).
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        super().data_received(data)
+        super()._on_remote_settings(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -76,9 +87,12 @@ class ServerConnection(H2Protocol):
     # --- events -----------------------------------------------------------
 
     def _on_request(self, event: h2.events.RequestReceived) -> None:
+        if self._calmed:
+            return  # told to go away: the rest of this read is ignored
         stream_id = event.stream_id
         if self.draining and stream_id > self._goaway_stream_id:
-            self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            if self._stream_open(stream_id):
+                self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         headers = event.headers
         pseudo: dict[bytes, bytes] = {}
@@ -128,6 +142,7 @@ class ServerConnection(H2Protocol):
         )
         self.calls[stream_id] = call
         self.server.stats.call_started()
+        self._reset_guard.stream_opened()
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id
@@ -160,13 +175,41 @@ class ServerConnection(H2Protocol):
         if call is not None:
             call.on_reset()
         self.wake_sender(event.stream_id)
+        if self._reset_guard.reset() and not self._calmed:
+            self._calm_down()
+
+    def _calm_down(self) -> None:
+        """A rapid-reset flood (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM and close."""
+        self.server.stats.connections_calmed += 1
+        self.h2.send_goaway(self.h2.highest_inbound_stream_id, ErrorCodes.ENHANCE_YOUR_CALM, b"too many stream resets")
+        self.flush()
+        for call in list(self.calls.values()):
+            call.on_reset()
+        # Half-close after the GOAWAY and keep reading (discarding) until the client
+        # closes too, or LINGER passes: closing now, with its flood still arriving,
+        # would send a RST that can destroy the GOAWAY before the client reads it.
+        self._calmed = True
+        if self.transport is not None and self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.write_closed = True
+        self.loop.call_later(LINGER, self.close)
 
     def _on_stream_refused(self, event: StreamRefused) -> None:
         self.streams_refused += 1
+        self.server.stats.streams_refused += 1
+
+    def _on_malformed_request(self, event: MalformedRequest) -> None:
+        self.server.stats.malformed_requests += 1
 
     # --- responses outside a call -----------------------------------------
 
+    def _stream_open(self, stream_id: int) -> bool:
+        stream = self.h2.streams.get(stream_id)
+        return stream is not None and not stream.closed
+
     def _respond_http(self, stream_id: int, status: int, body: bytes) -> None:
+        if not self._stream_open(stream_id):
+            return
         self.h2.send_headers(
             stream_id,
             [
@@ -180,6 +223,8 @@ class ServerConnection(H2Protocol):
         self.server.stats.rejected_requests += 1
 
     def _trailers_only(self, stream_id: int, code: StatusCode, message: str) -> None:
+        if not self._stream_open(stream_id):
+            return
         self.h2.send_headers(
             stream_id,
             [

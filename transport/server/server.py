@@ -44,6 +44,12 @@ class ServerStats:
     calls_served: int = 0
     #: Requests answered with plain HTTP (not gRPC at all: 415, 405).
     rejected_requests: int = 0
+    #: Streams refused over SETTINGS_MAX_CONCURRENT_STREAMS (RST_STREAM REFUSED_STREAM).
+    streams_refused: int = 0
+    #: Requests whose headers broke HTTP/2's rules (RST_STREAM PROTOCOL_ERROR).
+    malformed_requests: int = 0
+    #: Connections closed for a rapid-reset flood (GOAWAY ENHANCE_YOUR_CALM).
+    connections_calmed: int = 0
     calls_by_status: list[int] = field(default_factory=lambda: [0] * len(StatusCode))
     #: Per method path: finished calls by status code (handlers that ran).
     calls_by_method: dict[str, list[int]] = field(default_factory=dict)
