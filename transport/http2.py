@@ -22,6 +22,7 @@ import h2.exceptions
 from h2.connection import ConnectionState, H2Connection, _decode_headers
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, Event
+from h2.exceptions import StreamClosedError, StreamIDTooLowError
 from h2.settings import SettingCodes
 from h2.stream import StreamClosedBy
 from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
@@ -68,6 +69,34 @@ class GrpcH2Connection(H2Connection):
         """Queue a GOAWAY without closing the streams at or below ``last_stream_id``."""
         frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=error_code, additional_data=debug)
         self._prepare_for_sending([frame])
+
+    def _receive_frame(self, frame: Frame) -> list[Event]:
+        # h2's own version formats repr(frame) for a trace log on every frame, even
+        # with logging off; this is the same logic without it (h2 4.4.1).
+        events: list[Event]
+        try:
+            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+        except StreamClosedError as e:
+            if self._stream_is_closed_by_reset(e.stream_id):
+                f = RstStreamFrame(e.stream_id)
+                f.error_code = e.error_code
+                self._prepare_for_sending([f])
+                events = e._events
+            else:
+                raise
+        except StreamIDTooLowError as e:
+            if self._stream_is_closed_by_reset(e.stream_id):
+                f = RstStreamFrame(e.stream_id)
+                f.error_code = ErrorCodes.STREAM_CLOSED
+                self._prepare_for_sending([f])
+                events = []
+            elif self._stream_is_closed_by_end(e.stream_id):
+                raise StreamClosedError(e.stream_id) from e
+            else:
+                raise
+        else:
+            self._prepare_for_sending(frames)
+        return events
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
         event = ConnectionTerminated()
@@ -155,7 +184,8 @@ class H2Protocol(asyncio.Protocol):
         self._connection_window = max(window_size, 65535)
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
-        self._flush_pending = False
+        #: True while data_received dispatches events: it flushes once at its end.
+        self._receiving = False
         self._write_paused = False
         self._writable: asyncio.Future[None] | None = None
         # Senders blocked on flow control, by stream id (0 = any).
@@ -193,6 +223,8 @@ class H2Protocol(asyncio.Protocol):
         except h2.exceptions.ProtocolError as exc:
             self.on_protocol_error(exc)
             return
+        # Whatever the handlers send is written once, below.
+        self._receiving = True
         handlers = self._handlers
         for event in events:
             handler = handlers.get(type(event))
@@ -203,6 +235,7 @@ class H2Protocol(asyncio.Protocol):
                     # One stream's answer met a stream the peer already closed (e.g.
                     # RST_STREAM in the same read): drop that answer, keep the connection.
                     log.debug("%s: event %s on a closed stream: %s", self.peer, type(event).__name__, exc)
+        self._receiving = False
         self.flush()
 
     def pause_writing(self) -> None:
@@ -227,16 +260,19 @@ class H2Protocol(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write whatever h2 has queued, in one ``transport.write``."""
-        self._flush_pending = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.closed and not self.write_closed:
             self.transport.write(data)
 
     def schedule_flush(self) -> None:
-        """Flush at the end of this loop turn, so many streams share one write."""
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.loop.call_soon(self.flush)
+        """Write what is queued: at the end of the read being processed, else now.
+
+        Writing at once (rather than batching into a later loop turn) lets the peer
+        start on a response while we produce the next: on two cores that overlap
+        doubles throughput and cuts latency (see bench/).
+        """
+        if not self._receiving:
+            self.flush()
 
     def try_send_data(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
         """Send ``data`` now if the windows allow it in one frame; the fast path."""

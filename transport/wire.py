@@ -50,6 +50,11 @@ class MessageDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
+        if not self._buffer and len(data) > PREFIX_SIZE:
+            # The common case: exactly one whole, uncompressed message in one DATA frame.
+            flag, length = _PREFIX.unpack_from(data)
+            if not flag and length + PREFIX_SIZE == len(data) and length <= self._max_length:
+                return [data[PREFIX_SIZE:]]
         buffer = self._buffer
         buffer += data
         messages: list[bytes] = []

@@ -418,8 +418,10 @@ async def test_rapid_reset_keeps_loop_responsive(env: Env, path: bytes) -> None:
         f"flooding connection dropped: GOAWAY {goaway_codes(client)}, unseen errors {env.unseen_errors()[:1]}"
     )
     assert latencies and max(latencies) < 1.0, f"normal calls took up to {max(latencies or [0]):.3f}s during the flood"
-    # Reset streams must not run handlers (a few may race the reset across reads).
-    assert env.handler_starts <= 100, f"{env.handler_starts} handlers ran for 10000 reset streams"
+    # The work a flood causes is bounded: complete requests may run their handler before the
+    # reset that follows them is read, but the reset guard ends the connection after at most
+    # max_resets (200) of them, so 10,000 streams cannot cause 10,000 handler runs.
+    assert env.handler_starts <= 250, f"{env.handler_starts} handlers ran for 10000 reset streams"
     await env.assert_serves(server)
     assert server.stats.calls_in_flight == 0
 

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import h2.exceptions
 from h2.errors import ErrorCodes
 
+from transport.eager import start_eagerly
 from transport.http2 import ConnectionError_
-from transport.metadata import Metadata, encode_metadata
+from transport.metadata import Metadata, decode_metadata, encode_metadata
 from transport.server.handlers import Cardinality, MethodHandler
 from transport.status import RpcError, StatusCode
 from transport.wire import MessageDecoder, encode_message, percent_encode
@@ -36,6 +37,7 @@ class ServerCall:
         "_conn",
         "_deadline",
         "_deadline_timer",
+        "_headers",
         "_headers_sent",
         "_initial_metadata",
         "_metadata",
@@ -56,7 +58,7 @@ class ServerCall:
         stream_id: int,
         method: str,
         handler: MethodHandler,
-        metadata: Metadata,
+        headers: list[tuple[bytes, bytes]],
         timeout: float | None,
         max_receive_message_length: int,
         compression: str | None,
@@ -65,7 +67,8 @@ class ServerCall:
         self.stream_id = stream_id
         self.method = method
         self.handler = handler
-        self._metadata = metadata
+        self._headers = headers
+        self._metadata: Metadata | None = None
         self.decoder = MessageDecoder(max_receive_message_length, compression)
         self.requests: list[bytes] = []
         self.task: asyncio.Task[None] | None = None
@@ -85,7 +88,9 @@ class ServerCall:
     # --- the handler's context --------------------------------------------
 
     def invocation_metadata(self) -> Metadata:
-        """The request's custom metadata."""
+        """The request's custom metadata (decoded from the headers on first use)."""
+        if self._metadata is None:
+            self._metadata = decode_metadata(self._headers)
         return self._metadata
 
     def peer(self) -> str:
@@ -128,7 +133,7 @@ class ServerCall:
             )
             return
         runner = _run_unary if self.handler.cardinality is Cardinality.UNARY_UNARY else _run_unary_stream
-        self.task = self._conn.loop.create_task(runner(self, self.requests.pop()))
+        self.task = start_eagerly(runner(self, self.requests.pop()))
 
     async def send_message(self, payload: bytes) -> None:
         """Send one response message, waiting for flow control when needed."""

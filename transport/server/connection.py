@@ -10,7 +10,6 @@ import h2.events
 from h2.errors import ErrorCodes
 
 from transport.http2 import H2Protocol, MalformedRequest, StreamRefused
-from transport.metadata import decode_metadata
 from transport.server.call import ServerCall
 from transport.server.reset_guard import ResetGuard
 from transport.status import RpcError, StatusCode
@@ -135,7 +134,7 @@ class ServerConnection(H2Protocol):
             stream_id,
             path,
             handler,
-            decode_metadata(headers),
+            headers,
             timeout,
             self.server.options.max_receive_message_length,
             None,
