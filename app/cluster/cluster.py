@@ -195,7 +195,7 @@ class Cluster:
 
     def _pod_of(self, address: Address) -> int | None:
         for pod in self.pods:
-            if pod._address == address:
+            if pod.address_or_none == address:
                 return pod.index
         return None
 

@@ -33,6 +33,11 @@ class Pod:
         return self._address
 
     @property
+    def address_or_none(self) -> Address | None:
+        """The pod's address once it has been started, else None."""
+        return self._address
+
+    @property
     def serving(self) -> bool:
         return self.server.serving
 

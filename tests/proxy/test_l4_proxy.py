@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from tests.helpers import wait_until
 from transport.address import Address
 from transport.proxy import BackendStats, ConnectionInfo, L4Proxy
 
@@ -22,15 +23,6 @@ MiB = 1024 * 1024
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
-    """Poll ``cond`` on every loop turn (with tiny yields) until true or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.001)
 
 
 @asynccontextmanager
