@@ -43,6 +43,20 @@ async def steady_balanced(pilot: Pilot[None]) -> None:
     await steady(pilot, "round_robin")
 
 
+async def pod_down(pilot: Pilot[None]) -> None:
+    """round_robin with steady traffic, then pod #3 killed: skipped, backing off."""
+    app = pilot.app
+    assert isinstance(app, RpcvizApp)
+    await pilot.press("p")
+    await app.cluster.wait_ready()
+    await pilot.press("t")
+    await asyncio.sleep(1.0)
+    await pilot.press("3")
+    await asyncio.sleep(1.5)
+    app.sample()
+    await pilot.pause()
+
+
 SHOTS: list[tuple[str, Scenario, tuple[int, int], ClusterConfig]] = [
     ("first-screen", scenarios.first_screen, (80, 24), scenarios.SNAPSHOT_CONFIG),
     ("pinned-20-greets", scenarios.pinned, (80, 24), scenarios.SNAPSHOT_CONFIG),
@@ -50,6 +64,7 @@ SHOTS: list[tuple[str, Scenario, tuple[int, int], ClusterConfig]] = [
     ("help", scenarios.help_screen, (80, 24), scenarios.SNAPSHOT_CONFIG),
     ("steady-pinned", steady_pinned, (110, 32), ClusterConfig(seed=3)),
     ("steady-balanced", steady_balanced, (110, 32), ClusterConfig(seed=3)),
+    ("pod-down", pod_down, (110, 32), ClusterConfig(seed=3)),
 ]
 
 
