@@ -140,7 +140,7 @@ class GrpcH2Connection(H2Connection):
         return result
 
 
-class ConnectionError_(Exception):
+class ConnectionClosed(Exception):
     """The connection ended while a stream still wanted it."""
 
 
@@ -251,10 +251,10 @@ class H2Protocol(asyncio.Protocol):
         self.closed = True
         for waiter in self._window_waiters.values():
             if not waiter.done():
-                waiter.set_exception(ConnectionError_("connection closed"))
+                waiter.set_exception(ConnectionClosed("connection closed"))
         self._window_waiters.clear()
         if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(ConnectionError_("connection closed"))
+            self._writable.set_exception(ConnectionClosed("connection closed"))
 
     # --- writing ----------------------------------------------------------
 
@@ -288,7 +288,7 @@ class H2Protocol(asyncio.Protocol):
         view = memoryview(data)
         while True:
             if self.closed:
-                raise ConnectionError_("connection closed")
+                raise ConnectionClosed("connection closed")
             if self._write_paused:
                 await self._wait_writable()
                 continue

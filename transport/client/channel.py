@@ -353,12 +353,6 @@ class Channel:
             while self.state is not state:
                 await asyncio.shield(self._picker_changed)
 
-    def connect(self) -> None:
-        """Leave IDLE: subchannels connect (policies already do on dial)."""
-        for sc in self.subchannels:
-            if sc.state is ConnectivityState.IDLE:
-                sc.request_connection()
-
     @property
     def closed(self) -> bool:
         return self._closed

@@ -184,10 +184,6 @@ class ClientConnection(H2Protocol):
         """True while new calls may start here."""
         return not (self.goaway or self._closing or self.closed)
 
-    @property
-    def active_streams(self) -> int:
-        return len(self.streams)
-
     # --- calls ------------------------------------------------------------
 
     async def unary_unary(

@@ -15,7 +15,7 @@ import h2.exceptions
 from h2.errors import ErrorCodes
 
 from transport.eager import start_eagerly
-from transport.http2 import ConnectionError_
+from transport.http2 import ConnectionClosed
 from transport.metadata import Metadata, decode_metadata, encode_metadata
 from transport.server.handlers import Cardinality, MethodHandler
 from transport.status import RpcError, StatusCode
@@ -231,7 +231,7 @@ async def _run_unary(call: ServerCall, request: bytes) -> None:
         if not call.send_unary_response(payload):
             await call.send_message(payload)
             call.finish(StatusCode.OK)
-    except (asyncio.CancelledError, h2.exceptions.ProtocolError, ConnectionError_):
+    except (asyncio.CancelledError, h2.exceptions.ProtocolError, ConnectionClosed):
         call.on_reset()  # the client reset the stream or the connection went away meanwhile
 
 
@@ -245,7 +245,7 @@ async def _run_unary_stream(call: ServerCall, request: bytes) -> None:
             payload = handler.response_serializer(response)
             try:
                 await call.send_message(payload)
-            except (h2.exceptions.ProtocolError, ConnectionError_):
+            except (h2.exceptions.ProtocolError, ConnectionClosed):
                 call.on_reset()
                 return
         call.finish(StatusCode.OK)

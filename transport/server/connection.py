@@ -41,7 +41,6 @@ class ServerConnection(H2Protocol):
         self.draining = False
         self._goaway_stream_id = 0
         self._idle_timer: asyncio.TimerHandle | None = None
-        self.streams_refused = 0
         self._reset_guard = ResetGuard(self.loop.time)
         self._calmed = False
         self._handlers.update(
@@ -194,7 +193,6 @@ class ServerConnection(H2Protocol):
         self.loop.call_later(LINGER, self.close)
 
     def _on_stream_refused(self, event: StreamRefused) -> None:
-        self.streams_refused += 1
         self.server.stats.streams_refused += 1
 
     def _on_malformed_request(self, event: MalformedRequest) -> None:
