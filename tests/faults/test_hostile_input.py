@@ -639,7 +639,7 @@ def _run(payload: bytes | Any, caplog: pytest.LogCaptureFixture, shown: object =
     assert errors == [] and logged == [], (shown if shown is not None else payload.hex(), errors, logged)
 
 
-@settings(
+FUZZ = settings(
     max_examples=_EXAMPLES,
     deadline=None,
     database=None,
@@ -647,20 +647,16 @@ def _run(payload: bytes | Any, caplog: pytest.LogCaptureFixture, shown: object =
     phases=_PHASES,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+
+
+@FUZZ
 @given(st.binary(min_size=1, max_size=200))
 def test_fuzz_random_bytes_after_preface(caplog: pytest.LogCaptureFixture, data: bytes) -> None:
     caplog.set_level(logging.ERROR)
     _run(data, caplog)
 
 
-@settings(
-    max_examples=_EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=_DERANDOMIZE,
-    phases=_PHASES,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@FUZZ
 @given(_frames)
 def test_fuzz_random_frames_after_preface(
     caplog: pytest.LogCaptureFixture, frames: list[tuple[int, int, int, bytes]]
@@ -724,14 +720,7 @@ def _encode_ops(ops: list[tuple[Any, ...]]) -> Any:
     return build
 
 
-@settings(
-    max_examples=_EXAMPLES,
-    deadline=None,
-    database=None,
-    derandomize=_DERANDOMIZE,
-    phases=_PHASES,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@FUZZ
 @given(_ops)
 def test_fuzz_request_sequences_after_preface(caplog: pytest.LogCaptureFixture, ops: list[tuple[Any, ...]]) -> None:
     """Well-framed but hostile sequences of requests, messages, resets and settings."""
