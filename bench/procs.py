@@ -59,7 +59,8 @@ def proc_cpu_seconds(pid: int) -> float | None:
 
 
 class Child:
-    """A long-running child (a server or the proxy) that prints ``READY <port>`` once listening."""
+    """A long-running child (a server or the proxy) that prints ``READY <port> [<port> ...]`` once
+    listening; ``port`` is the first, ``ports`` all of them."""
 
     def __init__(self, module: str, args: Sequence[str], core: int | None, ready_timeout: float = 20.0) -> None:
         self.argv = python_module(module, args, core)
@@ -84,7 +85,8 @@ class Child:
             if not line:  # exited
                 break
             if line.startswith("READY "):
-                return int(line.split()[1])
+                self.ports = [int(word) for word in line.split()[1:]]
+                return self.ports[0]
         self.stop()
         err = self.proc.stderr.read() if self.proc.stderr else ""
         raise RuntimeError(f"{' '.join(self.argv)} did not become ready: {err[-2000:]}")

@@ -62,8 +62,16 @@ def table(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str, 
             f"| {_f(r['server_cpu_us'])} | {_f(_ratio(r['server_cpu_us'], h2s), 2)} |"
         )
     if proxy is not None:
-        for label, key in (("ours → ours, direct (proxy run)", "direct"), ("ours → L4 proxy → ours", "proxied")):
-            p = proxy[key]
+        runs = [
+            ("ours → ours, direct (proxy run)", proxy["direct"]),
+            ("ours → L4 proxy (embedded) → ours", proxy["proxied"]),
+        ]
+        if "separate" in proxy:
+            runs += [
+                ("ours → ours, direct (separate-proxy run)", proxy["separate"]["direct"]),
+                ("ours → L4 proxy (own process) → ours", proxy["separate"]["proxied"]),
+            ]
+        for label, p in runs:
             lines.append(
                 f"| {label} | 1 | {p['calls']:,} | {_f(p['throughput'])} | – | {_f(p['p50_us'])} | – "
                 f"| {_f(p['p99_us'])} | {_f(p['client_cpu_us'])} | {_f(_ratio(p['client_cpu_us'], h2c), 2)} | – | – |"
@@ -118,7 +126,8 @@ def targets(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str
                 delta,
                 "≤ 100 µs",
                 delta <= 100,
-                f"{_f(proxy['proxied']['p50_us'])} vs {_f(proxy['direct']['p50_us'])} µs direct",
+                f"embedded: {_f(proxy['proxied']['p50_us'])} vs {_f(proxy['direct']['p50_us'])} µs direct"
+                + (f"; in its own process: +{_f(proxy['separate']['delta_p50_us'])} µs" if "separate" in proxy else ""),
             )
         )
     return out

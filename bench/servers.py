@@ -16,7 +16,7 @@ from typing import Any
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
 
 SAY_HELLO = "/helloworld.Greeter/SayHello"
-KINDS = ("ours", "grpclib", "grpcio", "l4proxy")
+KINDS = ("ours", "grpclib", "grpcio", "l4proxy", "ours+l4proxy")
 
 Stopper = Callable[[], Awaitable[None]]
 
@@ -86,8 +86,24 @@ async def start_l4proxy(backend: int) -> tuple[int, Stopper]:
     return address.port, proxy.stop
 
 
+async def start_ours_behind_embedded_proxy() -> tuple[list[int], Stopper]:
+    """Our server and an L4Proxy in front of it on one event loop, as rpcviz's cluster runs them."""
+    server_port, stop_server = await start_ours()
+    proxy_port, stop_proxy = await start_l4proxy(server_port)
+
+    async def stop() -> None:
+        await stop_proxy()
+        await stop_server()
+
+    return [proxy_port, server_port], stop
+
+
 async def serve(kind: str, backend: int | None) -> None:
-    if kind == "l4proxy":
+    ports: list[int] = []
+    if kind == "ours+l4proxy":
+        ports, stop = await start_ours_behind_embedded_proxy()
+        port = ports[0]
+    elif kind == "l4proxy":
         if backend is None:
             raise SystemExit("l4proxy needs --backend PORT")
         port, stop = await start_l4proxy(backend)
@@ -97,7 +113,7 @@ async def serve(kind: str, backend: int | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
-    print(f"READY {port}", flush=True)
+    print(f"READY {' '.join(str(p) for p in ports or [port])}", flush=True)
     try:
         await done.wait()
     finally:

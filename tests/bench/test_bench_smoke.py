@@ -38,7 +38,8 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
         else:
             assert name in table  # listed as skipped
     assert "| h2 state machine only (ceiling, in memory) |" in table
-    assert "| ours → L4 proxy → ours | 1 |" in table
+    assert "| ours → L4 proxy (embedded) → ours | 1 |" in table
+    assert "| ours → L4 proxy (own process) → ours | 1 |" in table
     assert "## Targets" in table
     raw = json.loads(out.read_text())
     assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
