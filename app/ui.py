@@ -37,6 +37,9 @@ class RpcvizApp(App[None]):
     TITLE = "rpcviz"
     SUB_TITLE = SCENE_TITLE
     ENABLE_COMMAND_PALETTE = False
+    #: Wide terminals show the three listings side by side; tall ones, taller meters (rpcviz.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (200, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     BINDINGS = [
         Binding("p", "toggle_policy", "Policy", tooltip="switch pick_first / round_robin (or click the chip)"),
         Binding("g", "greet", "Greet", tooltip='fire one greet("Ada")'),

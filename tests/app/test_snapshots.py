@@ -25,3 +25,7 @@ def test_help_screen(snap_compare: Any) -> None:
 
 def test_wide_terminal_pinned(snap_compare: Any) -> None:
     assert snap_compare(scenarios.make_app(), terminal_size=(140, 40), run_before=scenarios.pinned)
+
+
+def test_very_wide_terminal_balanced_shows_listings_side_by_side(snap_compare: Any) -> None:
+    assert snap_compare(scenarios.make_app(), terminal_size=(210, 48), run_before=scenarios.balanced)
