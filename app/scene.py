@@ -144,7 +144,9 @@ def caption(view: ClusterView) -> str:
     pods = len(view.pods)
     if ready == 0:
         return "round_robin: connecting to every pod…" + tail
-    spread = "/".join(str(p.calls) for p in view.pods)
+    spread = "/".join(str(p.calls_since_switch) for p in view.pods)
+    if any(p.calls != p.calls_since_switch for p in view.pods):
+        spread += " since the switch"
     who = "one per pod" if ready == pods else f"{pods - ready} pod{'s' if pods - ready != 1 else ''} skipped"
     if not view.fired:
         return f"{ready} HTTP/2 connections ({who}) — round_robin will pick a pod per call." + tail

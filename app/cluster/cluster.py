@@ -51,6 +51,8 @@ class Cluster:
         self._old_channels: set[asyncio.Task[None]] = set()
         self.traffic = Traffic(lambda: self.channel, timeout=c.call_timeout)
         self._listeners: list[Callable[[], None]] = []
+        #: Each pod's OK count when the policy last changed (or counters were reset).
+        self._calls_at_switch = [0] * len(self.pods)
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -129,6 +131,7 @@ class Cluster:
             return
         old = self.channel
         self.policy = policy
+        self._calls_at_switch = [pod.calls_ok for pod in self.pods]
         self._channel = self.dial(policy)
         task = asyncio.get_running_loop().create_task(old.close(grace=None))
         self._old_channels.add(task)
@@ -184,6 +187,7 @@ class Cluster:
         self.traffic.stats.reset()
         for pod in self.pods:
             pod.reset()
+        self._calls_at_switch = [0] * len(self.pods)
         if self._channel is not None:
             self._channel.stats.reset()
             for sc in self._channel.subchannels:
@@ -234,8 +238,9 @@ class Cluster:
                 connections=pod.connections,
                 pinned=pod.index in pinned,
                 draining=pod.draining,
+                calls_since_switch=pod.calls_ok - since,
             )
-            for pod in self.pods
+            for pod, since in zip(self.pods, self._calls_at_switch)
         )
         stats = self.traffic.stats
         return ClusterView(

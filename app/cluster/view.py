@@ -21,6 +21,8 @@ class PodView:
     pinned: bool
     #: Health reports NOT_SERVING while the server still answers.
     draining: bool = False
+    #: Calls answered OK since the client last switched policy (or since a reset).
+    calls_since_switch: int = 0
 
 
 @dataclass(frozen=True, slots=True)
