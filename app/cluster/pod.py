@@ -17,14 +17,10 @@ class Pod:
         self.host = host
         self.load_model = load
         self.health = HealthService()
-        self.server: Server = self._new_server()
+        self.server = Server(name=self.name)
+        self.server.add_service(Greeter(work=self.load_model.work))
+        self.server.add_service(self.health)
         self._address: Address | None = None
-
-    def _new_server(self) -> Server:
-        server = Server(name=self.name)
-        server.add_service(Greeter(work=self.load_model.work))
-        server.add_service(self.health)
-        return server
 
     @property
     def address(self) -> Address:
@@ -45,13 +41,6 @@ class Pod:
         """Start serving; a restart reuses the pod's port and keeps its counters."""
         if self.server.serving:
             return self.address
-        if self._address is not None:
-            stats = self.server.stats
-            self.server = self._new_server()
-            self.server.stats.calls_by_status = stats.calls_by_status
-            self.server.stats.calls_by_method = stats.calls_by_method
-            self.server.stats.calls_served = stats.calls_served
-            self.server.stats.connections_total = stats.connections_total
         self._address = await self.server.start(self.host, self._address.port if self._address else 0)
         self.health.resume()
         return self._address

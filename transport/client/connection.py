@@ -194,8 +194,7 @@ class ClientConnection(H2Protocol):
         deadline: float | None,
     ) -> RawResponse:
         """Run one unary call on a new stream; raise RpcError with its status."""
-        stream_id, stream = await self._open_stream(path, payload, metadata, deadline, streaming=False)
-        timer = self.loop.call_at(deadline, self._expire, stream_id) if deadline is not None else None
+        stream_id, stream, timer = await self._open_stream(path, payload, metadata, deadline, streaming=False)
         try:
             return await stream.future
         except asyncio.CancelledError:
@@ -214,8 +213,7 @@ class ClientConnection(H2Protocol):
         deadline: float | None,
     ) -> ResponseStream:
         """Start a server-streaming call; iterate the result for its messages."""
-        stream_id, stream = await self._open_stream(path, payload, metadata, deadline, streaming=True)
-        timer = self.loop.call_at(deadline, self._expire, stream_id) if deadline is not None else None
+        stream_id, stream, timer = await self._open_stream(path, payload, metadata, deadline, streaming=True)
         return ResponseStream(self, stream_id, stream, timer)
 
     async def _open_stream(
@@ -225,8 +223,9 @@ class ClientConnection(H2Protocol):
         metadata: list[tuple[bytes, bytes]],
         deadline: float | None,
         streaming: bool,
-    ) -> tuple[int, _Stream]:
-        """Wait for a stream slot, then send headers and the request message."""
+    ) -> tuple[int, _Stream, asyncio.TimerHandle | None]:
+        """Wait for a stream slot, send headers and the request message, and arm the
+        deadline timer (which resets the stream when it fires)."""
         h2c = self.h2
         loop = self.loop
         while True:
@@ -251,7 +250,8 @@ class ClientConnection(H2Protocol):
         if not self.try_send_data(stream_id, data, True):
             loop.create_task(self._send_body(stream_id, data))
         self.schedule_flush()
-        return stream_id, stream
+        timer = loop.call_at(deadline, self._expire, stream_id) if deadline is not None else None
+        return stream_id, stream, timer
 
     async def _send_body(self, stream_id: int, data: bytes) -> None:
         try:

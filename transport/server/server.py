@@ -116,7 +116,10 @@ class Server:
             self.add_method(path, handler)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Address:
-        """Listen on ``host:port`` (0 picks a free port); return the bound address."""
+        """Listen on ``host:port`` (0 picks a free port); return the bound address.
+
+        A stopped (or killed) server may be started again; its counters carry on.
+        """
         loop = asyncio.get_running_loop()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
