@@ -24,10 +24,11 @@ from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, Event
 from h2.exceptions import StreamClosedError, StreamIDTooLowError
 from h2.settings import SettingCodes
-from h2.stream import StreamClosedBy
+from h2.stream import H2Stream, StreamClosedBy
 from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 from transport.address import Address
+from transport.hpack_memo import MemoDecoder, MemoEncoder, validated
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,25 @@ class GrpcH2Connection(H2Connection):
     - A stream over SETTINGS_MAX_CONCURRENT_STREAMS is a *stream* error
       (RST_STREAM REFUSED_STREAM, RFC 9113 §5.1.2), which the client may
       retry elsewhere; h2 raises a connection error and drops every stream.
+
+    And it remembers header work it has done before (``transport.hpack_memo``):
+    the same blocks recur on every call, and HPACK plus validation are most of
+    h2's cost per call.
     """
+
+    def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
+        super().__init__(config)
+        self.encoder = MemoEncoder()
+        self.decoder = MemoDecoder()
+        self.decoder.max_header_list_size = self.DEFAULT_MAX_HEADER_LIST_SIZE
+        self._validation_memo: dict[Any, list[Any]] = {}
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> H2Stream:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)
+        # Same object, one more method: h2 builds H2Stream itself and offers no factory.
+        stream.__class__ = GrpcH2Stream
+        cast(GrpcH2Stream, stream).validation_memo = self._validation_memo
+        return stream
 
     def send_goaway(self, last_stream_id: int, error_code: int = ErrorCodes.NO_ERROR, debug: bytes = b"") -> None:
         """Queue a GOAWAY without closing the streams at or below ``last_stream_id``."""
@@ -138,6 +157,21 @@ class GrpcH2Connection(H2Connection):
             self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
             return [], [MalformedRequest(frame.stream_id, str(exc))]
         return result
+
+
+class GrpcH2Stream(H2Stream):
+    """``H2Stream`` whose inbound header validation is remembered per connection."""
+
+    validation_memo: dict[Any, list[Any]]
+
+    def _process_received_headers(self, headers: Any, header_validation_flags: Any, header_encoding: Any) -> Any:
+        process = super()._process_received_headers
+        return validated(
+            self.validation_memo,
+            headers,
+            (header_validation_flags, header_encoding),
+            lambda hs: process(hs, header_validation_flags, header_encoding),
+        )
 
 
 class ConnectionClosed(Exception):

@@ -1,0 +1,141 @@
+"""Memoized header work: a header block seen before is not encoded, decoded or validated again.
+
+A gRPC connection sends and receives the same few header blocks over and over:
+``:status 200`` + ``content-type``, ``grpc-status 0``, and a request whose
+fields are all in the HPACK table after the first call. h2 spends most of its
+per-call time on exactly that work (HPACK and header validation are about two
+thirds of the h2 ceiling in ``bench/``), so each step here remembers its answer:
+
+- :class:`MemoDecoder` maps a header block's bytes to its header list;
+- :class:`MemoEncoder` maps a header list to its header block;
+- :func:`validated` maps a decoded header list and its validation flags to h2's
+  validated, normalized list.
+
+An HPACK answer depends on the dynamic table, so it is remembered only while
+the table is unchanged: :class:`VersionedTable` counts every insertion and
+resize, and an entry made under another version is a miss. A block that
+changes the table (a literal with incremental indexing, a size update) is
+never remembered, since replaying it would skip the change. Validation depends
+only on the headers and the flags, so it is always safe to remember; what h2
+rejects raises before anything is stored. Nothing is skipped that would change
+what goes on the wire or which input is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from hpack import Decoder, Encoder, HeaderTuple
+from hpack.table import HeaderTable
+
+#: Entries kept per memo before it is cleared (a connection sees a handful in practice).
+MEMO_SIZE = 256
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class VersionedTable(HeaderTable):
+    """HPACK's dynamic table with a version that moves on every change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.version += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.version += 1
+        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class MemoDecoder(Decoder):
+    """An HPACK decoder that answers a repeated block from memory while the table is unchanged."""
+
+    header_table: VersionedTable
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header_table = VersionedTable()
+        self._memo: dict[bytes, tuple[int, int, int, list[HeaderTuple]]] = {}
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        table = self.header_table
+        version = table.version
+        key = bytes(data)
+        if raw:
+            hit = self._memo.get(key)
+            if (
+                hit is not None
+                and hit[0] == version
+                and hit[1] == self.max_header_list_size
+                and hit[2] == self.max_allowed_table_size
+            ):
+                return list(hit[3])
+        headers = super().decode(data, raw)
+        if raw and table.version == version:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = (version, self.max_header_list_size, self.max_allowed_table_size, list(headers))
+        return headers
+
+
+class MemoEncoder(Encoder):
+    """An HPACK encoder that answers a repeated header list from memory while the table is unchanged.
+
+    Only plain ``(name, value)`` tuples are remembered: a ``NeverIndexedHeaderTuple``
+    compares equal to a plain tuple but must be encoded differently.
+    """
+
+    header_table: VersionedTable
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.header_table = VersionedTable()
+        self._memo: dict[tuple[tuple[tuple[bytes, bytes], ...], bool], tuple[int, bytes]] = {}
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        table = self.header_table
+        if table.resized or not isinstance(headers, list) or any(type(h) is not tuple for h in headers):
+            return super().encode(headers, huffman)
+        key = (tuple(headers), huffman)
+        version = table.version
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        block = super().encode(headers, huffman)
+        if table.version == version:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = (version, block)
+        return block
+
+
+def validated(
+    memo: dict[Any, list[Any]], headers: Iterable[Any], flags: Any, process: Callable[[list[Any]], list[Any]]
+) -> list[Any]:
+    """h2's inbound validation + normalization of ``headers``, remembered in ``memo``.
+
+    ``process`` is h2's own pipeline; it runs on a miss and raises on bad
+    headers exactly as it would without the memo. Only lists of plain
+    ``HeaderTuple`` are remembered, so a never-indexed field keeps its type.
+    """
+    headers = list(headers)
+    if any(type(h) is not HeaderTuple for h in headers):
+        return process(headers)
+    key = (tuple(headers), flags)
+    hit = memo.get(key)
+    if hit is not None:
+        return list(hit)
+    result = process(headers)
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = list(result)
+    return result
