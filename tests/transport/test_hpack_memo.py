@@ -14,8 +14,8 @@ from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transport.hpack_memo import MemoDecoder, MemoEncoder
 from transport.http2 import GrpcH2Connection, MalformedRequest
+from transport.http2.hpack_memo import MemoDecoder, MemoEncoder
 
 NAMES = [b"content-type", b"grpc-timeout", b"x-user", b"te", b"user-agent", b"grpc-status"]
 VALUES = [b"application/grpc", b"1S", b"ada", b"trailers", b"0", b"x" * 40, b"y" * 200]

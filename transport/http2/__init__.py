@@ -1,0 +1,19 @@
+"""HTTP/2 for gRPC: h2's state machine (:mod:`.connection`) driven by one asyncio protocol per socket (:mod:`.protocol`)."""
+
+from transport.http2.connection import GrpcH2Connection, MalformedRequest, StreamRefused
+from transport.http2.protocol import (
+    DEFAULT_MAX_HEADER_LIST_SIZE,
+    DEFAULT_WINDOW_SIZE,
+    ConnectionClosed,
+    H2Protocol,
+)
+
+__all__ = [
+    "DEFAULT_MAX_HEADER_LIST_SIZE",
+    "DEFAULT_WINDOW_SIZE",
+    "ConnectionClosed",
+    "GrpcH2Connection",
+    "H2Protocol",
+    "MalformedRequest",
+    "StreamRefused",
+]
