@@ -245,10 +245,11 @@ class ClientConnection(H2Protocol):
         stream_id = h2c.get_next_available_stream_id()
         stream = _Stream(loop.create_future(), self._max_length, streaming)
         self.streams[stream_id] = stream
-        h2c.send_headers(stream_id, headers)
         data = encode_message(payload)
-        if not self.try_send_data(stream_id, data, True):
-            loop.create_task(self._send_body(stream_id, data))
+        if not h2c.send_request(stream_id, headers, data):
+            h2c.send_headers(stream_id, headers)
+            if not self.try_send_data(stream_id, data, True):
+                loop.create_task(self._send_body(stream_id, data))
         self.schedule_flush()
         timer = loop.call_at(deadline, self._expire, stream_id) if deadline is not None else None
         return stream_id, stream, timer

@@ -18,6 +18,7 @@ from h2.exceptions import StreamClosedError, StreamIDTooLowError
 from h2.stream import H2Stream, StreamClosedBy
 from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
+from transport.http2 import fast_path
 from transport.http2.hpack_memo import MemoDecoder, MemoEncoder, validated
 
 
@@ -48,9 +49,11 @@ class GrpcH2Connection(H2Connection):
       (RST_STREAM REFUSED_STREAM, RFC 9113 §5.1.2), which the client may
       retry elsewhere; h2 raises a connection error and drops every stream.
 
-    And it remembers header work it has done before (:mod:`.hpack_memo`):
-    the same blocks recur on every call, and HPACK plus validation are most of
-    h2's cost per call.
+    And it is quicker at the two exchanges every unary call makes: it
+    remembers header work it has done before (:mod:`.hpack_memo`; the same
+    blocks recur on every call, and HPACK plus validation are most of h2's
+    cost per call), and sends a whole request or response in one step
+    (:meth:`send_request`, :meth:`send_response`, :mod:`.fast_path`).
     """
 
     def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
@@ -66,6 +69,18 @@ class GrpcH2Connection(H2Connection):
         stream.__class__ = GrpcH2Stream
         cast(GrpcH2Stream, stream).validation_memo = self._validation_memo
         return stream
+
+    def send_request(self, stream_id: int, headers: list[tuple[bytes, bytes]], data: bytes) -> bool:
+        """Open a stream with ``headers`` and end it with ``data`` in one step (:mod:`.fast_path`);
+        False, with nothing changed, when only h2's general path can."""
+        return fast_path.send_request(self, stream_id, headers, data)
+
+    def send_response(
+        self, stream_id: int, headers: list[tuple[bytes, bytes]], data: bytes, trailers: list[tuple[bytes, bytes]]
+    ) -> bool:
+        """Answer an ended request with ``headers``, ``data`` and ``trailers`` in one step (:mod:`.fast_path`);
+        False, with nothing changed, when only h2's general path can."""
+        return fast_path.send_response(self, stream_id, headers, data, trailers)
 
     def send_goaway(self, last_stream_id: int, error_code: int = ErrorCodes.NO_ERROR, debug: bytes = b"") -> None:
         """Queue a GOAWAY without closing the streams at or below ``last_stream_id``."""

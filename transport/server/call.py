@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 _STATUS_BYTES = [str(int(code)).encode() for code in StatusCode]
+_OK_STATUS = (b"grpc-status", b"0")
 
 
 class ServerCall:
@@ -152,6 +153,20 @@ class ServerCall:
         conn = self._conn
         data = encode_message(payload)
         h2c = conn.h2
+        if (
+            not self._headers_sent
+            and self.request_ended
+            and h2c.send_response(
+                self.stream_id,
+                _RESPONSE_HEADERS + self._initial_metadata,
+                data,
+                [_OK_STATUS, *self._trailing_metadata],
+            )
+        ):
+            self._headers_sent = True
+            conn.schedule_flush()
+            self._close(StatusCode.OK)
+            return True
         if len(data) > h2c.max_outbound_frame_size or len(data) > h2c.local_flow_control_window(self.stream_id):
             return False
         if not self._headers_sent:

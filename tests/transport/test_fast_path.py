@@ -1,0 +1,175 @@
+"""The one-step unary sends write exactly what h2's general path writes, and step aside when they cannot.
+
+Every check runs two identical connection pairs side by side, one sending
+through ``send_request``/``send_response`` and one through h2's
+``send_headers``/``send_data``, and compares the bytes on the wire and the
+state left behind (stream states, flow-control windows, HPACK tables).
+"""
+
+from __future__ import annotations
+
+import h2.config
+import h2.events
+import pytest
+from h2.connection import H2Connection
+
+from transport.http2 import GrpcH2Connection
+
+REQUEST_HEADERS = [
+    (b":method", b"POST"),
+    (b":scheme", b"http"),
+    (b":path", b"/helloworld.Greeter/SayHello"),
+    (b":authority", b"127.0.0.1:50051"),
+    (b"te", b"trailers"),
+    (b"content-type", b"application/grpc"),
+]
+RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+TRAILERS = [(b"grpc-status", b"0")]
+REQUEST = b"\x00\x00\x00\x00\x07\n\x05world"
+REPLY = b"\x00\x00\x00\x00\x0f\n\rHello, world!"
+
+
+def _config(client_side: bool) -> h2.config.H2Configuration:
+    return h2.config.H2Configuration(
+        client_side=client_side,
+        header_encoding=None,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
+
+
+def _pair() -> tuple[GrpcH2Connection, GrpcH2Connection]:
+    client, server = GrpcH2Connection(_config(True)), GrpcH2Connection(_config(False))
+    client.initiate_connection()
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    return client, server
+
+
+def _state(conn: GrpcH2Connection) -> tuple[object, ...]:
+    streams = {
+        sid: (s.state_machine.state, s.outbound_flow_control_window, s._authority, s.request_method)
+        for sid, s in conn.streams.items()
+    }
+    return (
+        conn.state_machine.state,
+        conn.outbound_flow_control_window,
+        list(conn.encoder.header_table.dynamic_entries),
+        streams,
+    )
+
+
+def _request_general(client: GrpcH2Connection, sid: int, headers: list[tuple[bytes, bytes]], data: bytes) -> None:
+    client.send_headers(sid, headers)
+    client.send_data(sid, data, end_stream=True)
+
+
+def _response_general(server: GrpcH2Connection, sid: int, headers: list[tuple[bytes, bytes]], data: bytes) -> None:
+    server.send_headers(sid, headers)
+    server.send_data(sid, data)
+    server.send_headers(sid, TRAILERS, end_stream=True)
+
+
+@pytest.mark.parametrize("extra", [[], [(b"x-big", b"v" * 20_000)]], ids=["one-frame", "continuation"])
+def test_same_bytes_and_state_as_h2s_general_path(extra: list[tuple[bytes, bytes]]) -> None:
+    """Five calls each way (the first fills the HPACK table, the rest hit the memo): identical wire and state."""
+    fast_client, fast_server = _pair()
+    slow_client, slow_server = _pair()
+    for _ in range(5):
+        sid = fast_client.get_next_available_stream_id()
+        assert fast_client.send_request(sid, REQUEST_HEADERS + extra, REQUEST)
+        _request_general(slow_client, sid, REQUEST_HEADERS + extra, REQUEST)
+        wire = fast_client.data_to_send()
+        assert wire == slow_client.data_to_send()
+        assert _state(fast_client) == _state(slow_client)
+
+        fast_server.receive_data(wire)
+        slow_server.receive_data(wire)
+        assert fast_server.send_response(sid, RESPONSE_HEADERS + extra, REPLY, TRAILERS)
+        _response_general(slow_server, sid, RESPONSE_HEADERS + extra, REPLY)
+        wire = fast_server.data_to_send()
+        assert wire == slow_server.data_to_send()
+        assert _state(fast_server) == _state(slow_server)
+        fast_client.receive_data(wire)
+        slow_client.receive_data(wire)
+
+
+def test_a_plain_h2_peer_reads_the_exchange() -> None:
+    """Stock h2 on the other end sees a well-formed request and response, with the right events."""
+    client = GrpcH2Connection(_config(True))
+    server = H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+    client.initiate_connection()
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    assert client.send_request(1, REQUEST_HEADERS, REQUEST)
+    events = server.receive_data(client.data_to_send())
+    kinds = [type(e) for e in events]
+    assert h2.events.RequestReceived in kinds and h2.events.StreamEnded in kinds
+    received = next(e for e in events if isinstance(e, h2.events.DataReceived))
+    assert received.data == REQUEST
+
+    peer_client = H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    fast_server = GrpcH2Connection(_config(False))
+    peer_client.initiate_connection()
+    fast_server.initiate_connection()
+    fast_server.receive_data(peer_client.data_to_send())
+    peer_client.receive_data(fast_server.data_to_send())
+    peer_client.send_headers(1, REQUEST_HEADERS)
+    peer_client.send_data(1, REQUEST, end_stream=True)
+    fast_server.receive_data(peer_client.data_to_send())
+    assert fast_server.send_response(1, RESPONSE_HEADERS, REPLY, TRAILERS)
+    events = peer_client.receive_data(fast_server.data_to_send())
+    assert [type(e) for e in events if not isinstance(e, h2.events.SettingsAcknowledged)] == [
+        h2.events.ResponseReceived,
+        h2.events.DataReceived,
+        h2.events.TrailersReceived,
+        h2.events.StreamEnded,
+    ]
+    assert events[-2].headers == TRAILERS
+
+
+def test_steps_aside_when_the_message_does_not_fit() -> None:
+    """Bigger than a frame or the window: False, nothing sent, nothing changed."""
+    client, server = _pair()
+    before = _state(client)
+    assert not client.send_request(1, REQUEST_HEADERS, b"x" * 70_000)
+    assert client.data_to_send() == b"" and _state(client) == before
+
+    assert client.send_request(1, REQUEST_HEADERS, REQUEST)
+    server.receive_data(client.data_to_send())
+    before = _state(server)
+    assert not server.send_response(1, RESPONSE_HEADERS, b"x" * 70_000, TRAILERS)
+    assert server.data_to_send() == b"" and _state(server) == before
+
+
+def test_steps_aside_for_a_stream_it_cannot_answer_in_one_step() -> None:
+    """Headers already sent, the request still open, or the stream reset: h2's general path decides."""
+    client, server = _pair()
+    client.send_headers(1, REQUEST_HEADERS)  # request not ended yet
+    server.receive_data(client.data_to_send())
+    assert not server.send_response(1, RESPONSE_HEADERS, REPLY, TRAILERS)
+
+    assert client.send_request(3, REQUEST_HEADERS, REQUEST)
+    server.receive_data(client.data_to_send())
+    server.send_headers(3, RESPONSE_HEADERS)  # initial metadata went first
+    assert not server.send_response(3, RESPONSE_HEADERS, REPLY, TRAILERS)
+
+    assert client.send_request(5, REQUEST_HEADERS, REQUEST)
+    server.receive_data(client.data_to_send())
+    server.reset_stream(5)
+    server.data_to_send()
+    assert not server.send_response(5, RESPONSE_HEADERS, REPLY, TRAILERS)
+    assert server.data_to_send() == b""
+
+
+def test_steps_aside_at_the_peers_stream_limit() -> None:
+    """Over the server's MAX_CONCURRENT_STREAMS the client does not open the stream itself."""
+    client, server = _pair()
+    server.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+    client.receive_data(server.data_to_send())
+    assert client.send_request(1, REQUEST_HEADERS, REQUEST)
+    assert not client.send_request(3, REQUEST_HEADERS, REQUEST)
+    assert 3 not in client.streams

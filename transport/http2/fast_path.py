@@ -1,0 +1,125 @@
+"""A unary exchange's frames in one step: h2's state transitions, our own frame bytes.
+
+h2 builds each outgoing frame as an object (flags as a set, padding and
+priority fields, a serializer), and runs the connection and stream state
+machines once per frame, through generic code written for every kind of
+HTTP/2 use. A unary gRPC call always sends the same shapes:
+
+- the client: request HEADERS + one DATA frame with END_STREAM, on a new stream;
+- the server: response HEADERS + one DATA frame + trailers with END_STREAM.
+
+:func:`send_request` and :func:`send_response` send those shapes with the same
+stream-state inputs h2 would apply (``H2Stream.state_machine.process_input``,
+so a reset or closed stream is refused exactly as h2 refuses it), the same
+flow-control accounting and the same HPACK encoder, but write the 9-byte frame
+headers themselves. Each returns False, having changed nothing, when its
+preconditions do not hold (connection not open, message larger than a frame or
+the window, too many streams); the caller then takes h2's general path.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
+from h2.stream import StreamInputs, StreamState
+from h2.utilities import authority_from_headers
+
+if TYPE_CHECKING:
+    from transport.http2.connection import GrpcH2Connection
+
+Headers = list[tuple[bytes, bytes]]
+
+DATA, HEADERS, CONTINUATION = 0x0, 0x1, 0x9
+END_STREAM, END_HEADERS = 0x1, 0x4
+
+# 24-bit length (as 16 + 8 bits), type, flags, 31-bit stream id.
+_FRAME_HEADER = struct.Struct(">HBBBL")
+
+_CLIENT_CAN_OPEN = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN)
+_SEND_HEADERS = StreamInputs.SEND_HEADERS
+_SEND_DATA = StreamInputs.SEND_DATA
+_SEND_END_STREAM = StreamInputs.SEND_END_STREAM
+
+
+def frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    """One HTTP/2 frame, header and payload."""
+    n = len(payload)
+    return _FRAME_HEADER.pack(n >> 8, n & 0xFF, kind, flags, stream_id) + payload
+
+
+def header_frames(stream_id: int, block: bytes, end_stream: bool, max_frame_size: int) -> bytes:
+    """A header block as HEADERS (+ CONTINUATION frames when it exceeds the peer's frame size)."""
+    flags = END_STREAM if end_stream else 0
+    if len(block) <= max_frame_size:
+        return frame(HEADERS, flags | END_HEADERS, stream_id, block)
+    parts = [block[i : i + max_frame_size] for i in range(0, len(block), max_frame_size)]
+    out = [frame(HEADERS, flags, stream_id, parts[0])]
+    out += [frame(CONTINUATION, 0, stream_id, part) for part in parts[1:-1]]
+    out.append(frame(CONTINUATION, END_HEADERS, stream_id, parts[-1]))
+    return b"".join(out)
+
+
+def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data: bytes) -> bool:
+    """Open ``stream_id`` with request ``headers`` and end it with ``data`` (client side)."""
+    size = len(data)
+    if (
+        conn.state_machine.state not in _CLIENT_CAN_OPEN
+        or stream_id in conn.streams
+        or size > conn.max_outbound_frame_size
+        or size > conn.outbound_flow_control_window
+        or size > conn.remote_settings.initial_window_size
+        or conn.open_outbound_streams + 1 > conn.remote_settings.max_concurrent_streams
+    ):
+        return False
+    conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
+    stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
+    machine = stream.state_machine
+    machine.process_input(_SEND_HEADERS)
+    stream._authority = authority_from_headers(headers)
+    stream.request_method = b"POST"
+    block = conn.encoder.encode(headers)
+    machine.process_input(_SEND_DATA)
+    machine.process_input(_SEND_END_STREAM)
+    stream.outbound_flow_control_window -= size
+    conn.outbound_flow_control_window -= size
+    conn._data_to_send += header_frames(stream_id, block, False, conn.max_outbound_frame_size) + frame(
+        DATA, END_STREAM, stream_id, data
+    )
+    return True
+
+
+def send_response(conn: GrpcH2Connection, stream_id: int, headers: Headers, data: bytes, trailers: Headers) -> bool:
+    """Answer ``stream_id`` with response ``headers``, ``data`` and ``trailers`` (server side).
+
+    The request must have ended (the stream is half-closed by the client) and
+    no headers may have been sent on it yet; ``headers`` must not be a 1xx.
+    """
+    stream = conn.streams.get(stream_id)
+    size = len(data)
+    if (
+        stream is None
+        or conn.state_machine.state is not ConnectionState.SERVER_OPEN
+        or stream.state_machine.state is not StreamState.HALF_CLOSED_REMOTE
+        or stream.state_machine.headers_sent
+        or size > conn.max_outbound_frame_size
+        or size > conn.outbound_flow_control_window
+        or size > stream.outbound_flow_control_window
+        or headers[0][0] != b":status"
+        or headers[0][1].startswith(b"1")
+    ):
+        return False
+    machine = stream.state_machine
+    max_frame = conn.max_outbound_frame_size
+    machine.process_input(_SEND_HEADERS)
+    out = header_frames(stream_id, conn.encoder.encode(headers), False, max_frame)
+    machine.process_input(_SEND_DATA)
+    out += frame(DATA, 0, stream_id, data)
+    machine.process_input(_SEND_HEADERS)  # trailers
+    machine.process_input(_SEND_END_STREAM)
+    out += header_frames(stream_id, conn.encoder.encode(trailers), True, max_frame)
+    stream.outbound_flow_control_window -= size
+    conn.outbound_flow_control_window -= size
+    conn._data_to_send += out
+    return True
