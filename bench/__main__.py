@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     log("pairs ...")
     rows, skipped = pairs.run_pairs(budget, log=log)
     log("L4 proxy ...")
-    proxy = proxy_cost.measure(budget, rounds=1 if quick else 3, log=log)
+    proxy = proxy_cost.measure(budget, log=log)
 
     items = report.targets(rows, ceiling, proxy)
     cpu = platform.processor() or platform.machine()

@@ -3,6 +3,10 @@
 ``python -m bench.clients KIND --port P --concurrency C [--calls N] [--duration S] [--server-pid PID]``
 warms up, then keeps C calls in flight until N calls or S seconds, whichever comes first, and prints one
 JSON line: throughput, p50/p99 latency, CPU µs per call of this process and (from /proc) of the server.
+
+With ``--via PORT`` it measures two channels at C=1 instead, one to ``--port`` (direct) and one to
+``--via`` (e.g. a proxy in front of the same server), alternating small batches of calls between them,
+so that both see the same machine at the same moments; it prints ``{"direct": ..., "via": ...}``.
 """
 
 from __future__ import annotations
@@ -132,6 +136,47 @@ async def measure(
     }
 
 
+#: Calls per turn when two channels alternate (small: both sample the same noise; large: few switches).
+INTERLEAVE_BATCH = 20
+
+
+async def measure_interleaved(
+    kind: str, port: int, via: int, calls: int, duration: float, warmup: int
+) -> dict[str, dict[str, Any]]:
+    """C=1 on a direct and a ``via`` channel, alternating batches; a summary per channel."""
+    channels = {"direct": await CONNECT[kind](port), "via": await CONNECT[kind](via)}
+    latencies: dict[str, list[int]] = {name: [] for name in channels}
+    cpu = dict.fromkeys(channels, 0.0)
+    wall = dict.fromkeys(channels, 0.0)
+    try:
+        for call, _ in channels.values():
+            await asyncio.wait_for(closed_loop(call, 1, warmup, max(1.0, duration), None), 60)
+        end = time.perf_counter() + duration
+        while time.perf_counter() < end and len(latencies["via"]) < calls // 2:
+            for name, (call, _) in channels.items():
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                await asyncio.wait_for(closed_loop(call, 1, INTERLEAVE_BATCH, duration, latencies[name]), 60)
+                cpu[name] += time.process_time() - cpu0
+                wall[name] += time.perf_counter() - wall0
+    finally:
+        for _, close in channels.values():
+            await close()
+    out = {}
+    for name, lat in latencies.items():
+        lat.sort()
+        n = len(lat)
+        out[name] = {
+            "client": kind,
+            "concurrency": 1,
+            "calls": n,
+            "throughput": n / wall[name] if wall[name] else 0.0,
+            "p50_us": percentile(lat, 0.50),
+            "p99_us": percentile(lat, 0.99),
+            "client_cpu_us": cpu[name] / n * 1e6 if n else None,
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("kind", choices=KINDS)
@@ -141,7 +186,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="stop after this many seconds")
     parser.add_argument("--warmup", type=int, default=500, help="calls before measuring")
     parser.add_argument("--server-pid", type=int, help="read this process's CPU time over the window")
+    parser.add_argument("--via", type=int, help="also measure through this port, interleaved (C=1)")
     args = parser.parse_args(argv)
+    if args.via is not None:
+        both = asyncio.run(measure_interleaved(args.kind, args.port, args.via, args.calls, args.duration, args.warmup))
+        print(json.dumps(both), flush=True)
+        return
     result = asyncio.run(
         measure(args.kind, args.port, args.concurrency, args.calls, args.duration, args.warmup, args.server_pid)
     )

@@ -63,12 +63,12 @@ def table(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str, 
         )
     if proxy is not None:
         runs = [
-            ("ours → ours, direct (proxy run)", proxy["direct"]),
+            ("ours → ours, direct (interleaved with ↓)", proxy["direct"]),
             ("ours → L4 proxy (embedded) → ours", proxy["proxied"]),
         ]
         if "separate" in proxy:
             runs += [
-                ("ours → ours, direct (separate-proxy run)", proxy["separate"]["direct"]),
+                ("ours → ours, direct (interleaved with ↓)", proxy["separate"]["direct"]),
                 ("ours → L4 proxy (own process) → ours", proxy["separate"]["proxied"]),
             ]
         for label, p in runs:
