@@ -137,13 +137,16 @@ async def measure(
 
 
 #: Calls per turn when two channels alternate (small: both sample the same noise; large: few switches).
-INTERLEAVE_BATCH = 20
+INTERLEAVE_BATCH = 10
 
 
 async def measure_interleaved(
     kind: str, port: int, via: int, calls: int, duration: float, warmup: int
 ) -> dict[str, dict[str, Any]]:
-    """C=1 on a direct and a ``via`` channel, alternating batches; a summary per channel."""
+    """C=1 on a direct and a ``via`` channel, alternating batches; a summary per channel.
+
+    (No server CPU here: /proc counts in 10 ms ticks, far coarser than a batch.)
+    """
     channels = {"direct": await CONNECT[kind](port), "via": await CONNECT[kind](via)}
     latencies: dict[str, list[int]] = {name: [] for name in channels}
     cpu = dict.fromkeys(channels, 0.0)

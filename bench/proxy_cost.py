@@ -1,7 +1,7 @@
 """The L4 proxy's cost: our client → our server at C=1, direct vs through ``L4Proxy``.
 
 Measured two ways, each by one client process holding a direct and a proxied channel and alternating
-batches of 20 calls between them (so machine noise falls on both alike):
+batches of 10 calls between them (so machine noise falls on both alike):
 - embedded: the proxy on the server's event loop, in the server's process, as rpcviz's cluster runs it;
 - separate: the proxy in its own process. On a 2-core machine it shares the server's core, so this
   also measures the scheduler switching between three processes.
@@ -17,8 +17,10 @@ from bench.procs import CLIENT_CORE, SERVER_CORE, child, run_json
 
 def _interleaved(direct_port: int, proxy_port: int, budget: Budget, log: Any, how: str) -> dict[str, Any]:
     log(f"  proxy ({how}): direct and through the L4 proxy, interleaved ...")
-    args = ["ours", "--port", str(direct_port), "--via", str(proxy_port), *budget.client_args()]
-    both = run_json("bench.clients", args, CLIENT_CORE, budget.timeout)
+    # Twice the usual duration: the two channels share it.
+    longer = Budget(budget.calls, budget.duration * 2, budget.warmup)
+    args = ["ours", "--port", str(direct_port), "--via", str(proxy_port), *longer.client_args()]
+    both = run_json("bench.clients", args, CLIENT_CORE, longer.timeout)
     d, p = both["direct"], both["via"]
     return {"direct": d, "proxied": p, "delta_p50_us": p["p50_us"] - d["p50_us"]}
 
