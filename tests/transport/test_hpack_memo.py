@@ -6,6 +6,8 @@ same bytes out, the same headers out, the same table state, the same errors.
 
 from __future__ import annotations
 
+import os
+
 import h2.config
 import h2.events
 import pytest
@@ -15,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transport.http2 import GrpcH2Connection, MalformedRequest
-from transport.http2.hpack_memo import MemoDecoder, MemoEncoder
+from transport.http2.hpack_memo import MEMO_MAX_BYTES, MEMO_SIZE, MemoDecoder, MemoEncoder
 
 NAMES = [b"content-type", b"grpc-timeout", b"x-user", b"te", b"user-agent", b"grpc-status"]
 VALUES = [b"application/grpc", b"1S", b"ada", b"trailers", b"0", b"x" * 40, b"y" * 200]
@@ -131,3 +133,16 @@ def test_trailers_are_validated_as_trailers_even_when_the_block_was_seen_as_head
     events = server.receive_data(client.data_to_send())
     assert [type(e) for e in events] == [MalformedRequest]
     assert "pseudo-header in trailer" in events[0].reason
+
+
+def test_what_a_peer_can_make_the_memo_hold_is_bounded() -> None:
+    """Distinct blocks never grow a memo past MEMO_SIZE entries, and large blocks are not kept at all."""
+    memo, encoder = MemoDecoder(), Encoder()
+    for i in range(3 * MEMO_SIZE):  # small, distinct, table-neutral (never-indexed literals)
+        memo.decode(encoder.encode([NeverIndexedHeaderTuple(b"x-n", str(i).encode())]), raw=True)
+        assert len(memo._memo) <= MEMO_SIZE
+    memo._memo.clear()
+    for i in range(10):
+        big = NeverIndexedHeaderTuple(b"x-big", os.urandom(MEMO_MAX_BYTES).hex().encode())  # > 1 KiB after Huffman
+        assert memo.decode(encoder.encode([big]), raw=True) == [big]
+    assert memo._memo == {}

@@ -30,7 +30,10 @@ from hpack import Decoder, Encoder, HeaderTuple
 from hpack.table import HeaderTable
 
 #: Entries kept per memo before it is cleared (a connection sees a handful in practice).
-MEMO_SIZE = 256
+MEMO_SIZE = 64
+#: Larger blocks and header lists are not remembered: a gRPC call's are a few hundred bytes at most,
+#: and this bounds what a peer sending distinct large blocks can make a connection hold.
+MEMO_MAX_BYTES = 1024
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -80,7 +83,7 @@ class MemoDecoder(Decoder):
             ):
                 return list(hit[3])
         headers = super().decode(data, raw)
-        if raw and table.version == version:
+        if raw and table.version == version and len(key) <= MEMO_MAX_BYTES:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
             self._memo[key] = (version, self.max_header_list_size, self.max_allowed_table_size, list(headers))
@@ -111,7 +114,7 @@ class MemoEncoder(Encoder):
         if hit is not None and hit[0] == version:
             return hit[1]
         block = super().encode(headers, huffman)
-        if table.version == version:
+        if table.version == version and len(block) <= MEMO_MAX_BYTES:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
             self._memo[key] = (version, block)
@@ -135,7 +138,8 @@ def validated(
     if hit is not None:
         return list(hit)
     result = process(headers)
-    if len(memo) >= MEMO_SIZE:
-        memo.clear()
-    memo[key] = list(result)
+    if sum(len(name) + len(value) for name, value in headers) <= MEMO_MAX_BYTES:
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[key] = list(result)
     return result
