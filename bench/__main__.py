@@ -20,6 +20,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--calls", type=int, help="calls per measurement at most (default 1,000,000; quick 300)")
     parser.add_argument("--duration", type=float, help="seconds per measurement at most (default 3; quick 0.5)")
+    parser.add_argument("--rounds", type=int, help="turns each pair takes, sharing its duration (default 5; quick 1)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: a few hundred calls per pair")
     parser.add_argument("--json", type=Path, help="also write every raw result here")
     return parser.parse_args(argv)
@@ -32,6 +33,9 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quick = args.quick
+    if args.rounds is not None and args.rounds < 1:
+        log(f"bench: --rounds must be at least 1, not {args.rounds}")
+        return 2
     budget = pairs.Budget(
         calls=args.calls or (300 if quick else 1_000_000),
         duration=args.duration or (0.5 if quick else 3.0),
@@ -43,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     log("h2 ceiling ...")
     ceiling = run_json("bench.h2_ceiling", ["--calls", str(2000 if quick else 20_000)], CLIENT_CORE, 120)
     log("pairs ...")
-    rows, skipped = pairs.run_pairs(budget, log=log)
+    rounds = args.rounds or (1 if quick else 5)
+    rows, skipped = pairs.run_pairs(budget, rounds=rounds, log=log)
     log("L4 proxy ...")
     proxy = proxy_cost.measure(budget, log=log)
 
@@ -52,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"# rpcviz bench — Python {platform.python_version()}, {os.cpu_count()} cores ({cpu}), "
         f"server core 0 / client core 1: {'pinned' if pinning_available() else 'not pinned'}, "
-        f"{budget.calls:,} calls or {budget.duration} s per row{' (quick)' if quick else ''}\n"
+        f"{budget.calls:,} calls or {budget.duration} s per row in {rounds} turn{'s' if rounds > 1 else ''}"
+        f"{' (quick)' if quick else ''}\n"
     )
     print(report.table(rows, ceiling, proxy))
     if skipped:

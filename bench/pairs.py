@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,27 +56,60 @@ def run_client(client: str, port: int, concurrency: int, budget: Budget, server_
     return run_json("bench.clients", args, CLIENT_CORE, budget.timeout)
 
 
-def run_pairs(
-    budget: Budget, concurrencies: Sequence[int] = CONCURRENCIES, log: Any = print
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every available pair at every concurrency; one server process per server framework.
+def merge_turns(turns: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One row from a pair's turns: calls, time and CPU summed; p50 and p99 the median of the turns'."""
+    calls = sum(t["calls"] for t in turns)
+    seconds = sum(t["seconds"] for t in turns)
 
+    def cpu(key: str) -> float | None:
+        if not calls or any(t.get(key) is None for t in turns):
+            return None
+        return float(sum(t[key] * t["calls"] for t in turns) / calls)
+
+    return {
+        **turns[0],
+        "calls": calls,
+        "ok": sum(t["ok"] for t in turns),
+        "errors": sum(t["errors"] for t in turns),
+        "seconds": seconds,
+        "throughput": calls / seconds if seconds else 0.0,
+        "p50_us": statistics.median(t["p50_us"] for t in turns),
+        "p99_us": statistics.median(t["p99_us"] for t in turns),
+        "client_cpu_us": cpu("client_cpu_us"),
+        "server_cpu_us": cpu("server_cpu_us"),
+        "turns": len(turns),
+    }
+
+
+def run_pairs(
+    budget: Budget, concurrencies: Sequence[int] = CONCURRENCIES, rounds: int = 1, log: Any = print
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every available pair at every concurrency, taking turns.
+
+    Every server process runs for the whole measurement, and the pairs take ``rounds`` turns each
+    of ``budget.duration / rounds`` seconds, so that the machine's slower and faster moments (a shared
+    machine has both) fall on every pair alike; :func:`merge_turns` makes one row of a pair's turns.
     Returns (rows, skipped pair names). A row is the client's JSON plus ``pair`` and ``server``.
     """
-    rows: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    servers = list(dict.fromkeys(server for _, server in PAIRS))
-    for server in servers:
-        clients = [c for c, s in PAIRS if s == server]
-        runnable = [c for c in clients if available(c) and available(server)]
-        skipped += [pair_name(c, server) for c in clients if c not in runnable]
-        if not runnable:
-            continue
-        with child("bench.servers", [server], SERVER_CORE) as proc:
-            for client in runnable:
+    runnable = [(c, s) for c, s in PAIRS if available(c) and available(s)]
+    skipped = [pair_name(c, s) for c, s in PAIRS if (c, s) not in runnable]
+    turn = Budget(budget.calls, budget.duration / rounds, budget.warmup)
+    turns: dict[tuple[str, str, int], list[dict[str, Any]]] = {
+        (c, s, n): [] for c, s in runnable for n in concurrencies
+    }
+    with contextlib.ExitStack() as stack:
+        servers = {s: stack.enter_context(child("bench.servers", [s], SERVER_CORE)) for _, s in runnable}
+        for i in range(rounds):
+            for client, server in runnable:
                 for concurrency in concurrencies:
-                    log(f"  {pair_name(client, server)} at C={concurrency} ...")
-                    row = run_client(client, proc.port, concurrency, budget, proc.pid)
-                    row.update(pair=pair_name(client, server), server=server)
-                    rows.append(row)
+                    log(f"  round {i + 1}/{rounds}: {pair_name(client, server)} at C={concurrency} ...")
+                    proc = servers[server]
+                    turns[client, server, concurrency].append(
+                        run_client(client, proc.port, concurrency, turn, proc.pid)
+                    )
+    rows = []
+    for (client, server, _), runs in turns.items():
+        row = merge_turns(runs)
+        row.update(pair=pair_name(client, server), server=server)
+        rows.append(row)
     return rows, skipped
