@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import pairs, proxy_cost, report
+from bench import docs, pairs, proxy_cost, report
 from bench.procs import CLIENT_CORE, pinning_available, run_json
 
 
@@ -23,6 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="turns each pair takes, sharing its duration (default 5; quick 1)")
     parser.add_argument("--quick", action="store_true", help="smoke mode: a few hundred calls per pair")
     parser.add_argument("--json", type=Path, help="also write every raw result here")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="also write the tables to bench/RESULTS.md and the README"
+    )
     return parser.parse_args(argv)
 
 
@@ -60,11 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{budget.calls:,} calls or {budget.duration} s per row in {rounds} turn{'s' if rounds > 1 else ''}"
         f"{' (quick)' if quick else ''}\n"
     )
-    print(report.table(rows, ceiling, proxy))
+    tables = report.table(rows, ceiling, proxy)
     if skipped:
-        print(f"\nSkipped (framework not installed): {', '.join(skipped)}")
-    print()
-    print(report.targets_section(items))
+        tables += f"\n\nSkipped (framework not installed): {', '.join(skipped)}"
+    tables += "\n\n" + report.targets_section(items)
+    print(tables)
+    if args.write_docs:
+        if quick:
+            log("bench: --write-docs ignored for a --quick run")
+        else:
+            docs.write("python -m bench --write-docs", tables, budget.duration, rounds)
+            log(f"bench: wrote {docs.RESULTS.relative_to(docs.README.parent)} and the README's benchmark block")
     log(f"bench: done in {time.monotonic() - started:.1f} s")
     if args.json:
         raw: dict[str, Any] = {

@@ -44,3 +44,21 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     raw = json.loads(out.read_text())
     assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
+
+
+def test_write_docs_replaces_only_the_marked_block(tmp_path: Path) -> None:
+    """The README keeps everything outside its markers; RESULTS.md gets the whole run; no markers → a clear error."""
+    from bench import docs
+
+    readme, results = tmp_path / "README.md", tmp_path / "RESULTS.md"
+    readme.write_text(f"# Title\n\nbefore\n\n{docs.START}\nold table\n{docs.END}\n\nafter\n")
+    docs.write("python -m bench --write-docs", "| new | table |", 3.0, 5, results=results, readme=readme)
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert "| new | table |" in text and "old table" not in text
+    assert "in 5 turns" in text
+    assert "| new | table |" in results.read_text()
+
+    readme.write_text("# no markers\n")
+    with pytest.raises(SystemExit, match="no <!-- bench:start -->"):
+        docs.write("x", "t", 1.0, 1, results=results, readme=readme)
