@@ -34,4 +34,5 @@ def write(
     results.write_text(f"# Latest benchmark\n\n{made}\n\n{tables.strip()}\n")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{made}\n\n{tables.strip()}\n{END}{tail}")
+    nested = tables.strip().replace("## ", "### ")  # the README's block sits under its own "## Benchmark"
+    readme.write_text(f"{head}{START}\n{made}\n\n{nested}\n{END}{tail}")

@@ -52,12 +52,14 @@ def test_write_docs_replaces_only_the_marked_block(tmp_path: Path) -> None:
 
     readme, results = tmp_path / "README.md", tmp_path / "RESULTS.md"
     readme.write_text(f"# Title\n\nbefore\n\n{docs.START}\nold table\n{docs.END}\n\nafter\n")
-    docs.write("python -m bench --write-docs", "| new | table |", 3.0, 5, results=results, readme=readme)
+    tables = "| new | table |\n\n## Targets\n\n| t |"
+    docs.write("python -m bench --write-docs", tables, 3.0, 5, results=results, readme=readme)
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
     assert "| new | table |" in text and "old table" not in text
     assert "in 5 turns" in text
-    assert "| new | table |" in results.read_text()
+    assert "\n### Targets\n" in text  # nested under the README's own "## Benchmark"
+    assert "| new | table |" in results.read_text() and "\n## Targets\n" in results.read_text()
 
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no <!-- bench:start -->"):
