@@ -358,6 +358,8 @@ async def test_parse_target_dns_resolves_localhost() -> None:
         "host:port",
         "dns:///",
         "ipv6:[::1",
+        "ipv4:[::1]:80",
+        "ipv6:127.0.0.1:80",
         "127.0.0.1:-1",
     ],
 )
@@ -369,6 +371,14 @@ def test_parse_target_bad(target: str) -> None:
     assert len(message) > 15 and " " in message
     if target.strip():
         assert target.strip() in message or "target" in message
+
+
+def test_parse_target_names_the_wrong_address_family() -> None:
+    """An IPv6 literal in an ipv4: list (or the reverse) is refused with both families named."""
+    with pytest.raises(ValueError, match="is an IPv6 address, not IPv4"):
+        parse_target("ipv4:127.0.0.1:80,[::1]:81")
+    with pytest.raises(ValueError, match="is an IPv4 address, not IPv6"):
+        parse_target("ipv6:[::1]:80,127.0.0.1:81")
 
 
 # --- backoff ----------------------------------------------------------------

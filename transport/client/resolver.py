@@ -96,16 +96,25 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _ip_list(target: str, body: str) -> Resolver:
-    if not body:
-        raise ValueError(f"target {target!r} lists no addresses")
-    addresses = []
-    for part in body.split(","):
-        host, port = _split_host_port(part.strip(), target)
-        if not _is_ip(host):
-            raise ValueError(f"target {target!r}: {host!r} is not an IP address")
-        addresses.append(Address(host, port))
-    return StaticResolver(target, addresses)
+def _ip_list(version: int) -> Callable[[str, str], Resolver]:
+    """The ``ipv4:``/``ipv6:`` scheme: a comma-separated list of that family's literals."""
+
+    def parse(target: str, body: str) -> Resolver:
+        if not body:
+            raise ValueError(f"target {target!r} lists no addresses")
+        addresses = []
+        for part in body.split(","):
+            host, port = _split_host_port(part.strip(), target)
+            try:
+                family = ipaddress.ip_address(host).version
+            except ValueError:
+                raise ValueError(f"target {target!r}: {host!r} is not an IP address") from None
+            if family != version:
+                raise ValueError(f"target {target!r}: {host!r} is an IPv{family} address, not IPv{version}")
+            addresses.append(Address(host, port))
+        return StaticResolver(target, addresses)
+
+    return parse
 
 
 def _dns(target: str, body: str) -> Resolver:
@@ -117,8 +126,8 @@ def _dns(target: str, body: str) -> Resolver:
 
 
 _SCHEMES: dict[str, Callable[[str, str], Resolver]] = {
-    "ipv4": _ip_list,
-    "ipv6": _ip_list,
+    "ipv4": _ip_list(4),
+    "ipv6": _ip_list(6),
     "dns": _dns,
 }
 
