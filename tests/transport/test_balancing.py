@@ -461,3 +461,35 @@ async def test_queued_call_fails_when_connection_dies(narrow: tuple[Server, Prob
         with pytest.raises(RpcError) as info:
             await asyncio.wait_for(queued, 2)
         assert info.value.code is StatusCode.UNAVAILABLE
+
+
+async def test_round_robin_failure_is_sticky_until_a_backend_is_ready() -> None:
+    """All backends down: the channel stays TRANSIENT_FAILURE through every retry, calls fail fast; a
+    backend coming up makes it READY again."""
+    ports = [_free_port(), _free_port()]
+    states: list[ConnectivityState] = []
+    channel = Channel("ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports), "round_robin", options=FAST)
+    channel.add_listener(lambda ch, kind, data: states.append(data) if kind == "state" else None)
+    server = None
+    try:
+        await channel.wait_for_state(ConnectivityState.TRANSIENT_FAILURE, timeout=5)
+        failed_at = len(states)
+        retries_before = sum(sc.stats.connect_failures for sc in channel.subchannels)
+        await wait_until(
+            lambda: sum(sc.stats.connect_failures for sc in channel.subchannels) >= retries_before + 4,
+            what="several reconnect attempts",
+        )
+        assert set(states[failed_at:]) <= {ConnectivityState.TRANSIENT_FAILURE}, states[failed_at:]
+        with pytest.raises(RpcError) as info:
+            await asyncio.wait_for(greet(channel), 1.0)
+        assert info.value.code is StatusCode.UNAVAILABLE
+
+        server = Server(name="pod-late")
+        server.add_service(Greeter())
+        await server.start("127.0.0.1", ports[1])
+        await channel.wait_for_state(ConnectivityState.READY, timeout=5)
+        assert served_by(await greet(channel)) == "pod-late"
+    finally:
+        await channel.close(grace=0)
+        if server is not None:
+            await server.stop(grace=0.5)

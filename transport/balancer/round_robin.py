@@ -27,7 +27,13 @@ class RoundRobinPicker(Picker):
 
 @register_policy
 class RoundRobin(LoadBalancer):
-    """Connects to every address; a non-READY subchannel is skipped and reconnects with backoff."""
+    """Connects to every address; a non-READY subchannel is skipped and reconnects with backoff.
+
+    A subchannel that failed counts as failed until it is READY again, even while it
+    retries (gRPC's "sticky" TRANSIENT_FAILURE): with every backend down the channel
+    stays in TRANSIENT_FAILURE, so calls fail fast with UNAVAILABLE instead of queueing
+    through each reconnect attempt (``wait_for_ready`` calls still wait).
+    """
 
     name = "round_robin"
     health_checking = True
@@ -37,12 +43,16 @@ class RoundRobin(LoadBalancer):
         self._subchannels: dict[Address, Subchannel] = {}
         self._order: list[Subchannel] = []
         self._picker: RoundRobinPicker | None = None
+        #: Subchannels that reported TRANSIENT_FAILURE and have not been READY since.
+        self._failed: set[Subchannel] = set()
 
     def update_addresses(self, addresses: Sequence[Address]) -> None:
         wanted = list(dict.fromkeys(addresses))
         for address in list(self._subchannels):
             if address not in wanted:
-                self._subchannels.pop(address).shutdown()
+                gone = self._subchannels.pop(address)
+                self._failed.discard(gone)
+                gone.shutdown()
         for address in wanted:
             if address not in self._subchannels:
                 self._subchannels[address] = self.helper.create_subchannel(address)
@@ -57,7 +67,10 @@ class RoundRobin(LoadBalancer):
         if new is ConnectivityState.IDLE:
             subchannel.request_connection()  # reconnect at once; backoff applies after failures
         elif new is ConnectivityState.TRANSIENT_FAILURE:
+            self._failed.add(subchannel)
             self.helper.request_reresolution()
+        elif new is ConnectivityState.READY:
+            self._failed.discard(subchannel)
         self._update_picker()
 
     def _update_picker(self) -> None:
@@ -68,7 +81,10 @@ class RoundRobin(LoadBalancer):
             self.helper.update_state(ConnectivityState.READY, self._picker)
         elif not self._order:
             self.helper.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker("resolver returned no addresses"))
-        elif any(sc.state in (ConnectivityState.CONNECTING, ConnectivityState.IDLE) for sc in self._order):
+        elif any(
+            sc.state in (ConnectivityState.CONNECTING, ConnectivityState.IDLE) and sc not in self._failed
+            for sc in self._order
+        ):
             self.helper.update_state(ConnectivityState.CONNECTING, QueuePicker())
         else:
             errors = "; ".join(sc.last_error for sc in self._order if sc.last_error)
@@ -81,3 +97,4 @@ class RoundRobin(LoadBalancer):
             sc.shutdown()
         self._order = []
         self._subchannels.clear()
+        self._failed.clear()
