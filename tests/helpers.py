@@ -10,6 +10,16 @@ from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
 from app.greeter.service import SAY_HELLO, Greeter
 from transport import BackoffConfig, Channel, ChannelOptions, Server, UnaryResult
 
+#: A unary gRPC request's HTTP/2 headers, for tests that drive h2 connections in memory.
+REQUEST_HEADERS = [
+    (b":method", b"POST"),
+    (b":scheme", b"http"),
+    (b":path", b"/helloworld.Greeter/SayHello"),
+    (b":authority", b"127.0.0.1:50051"),
+    (b"te", b"trailers"),
+    (b"content-type", b"application/grpc"),
+]
+
 #: Backoff small enough that reconnect tests take milliseconds.
 FAST_BACKOFF = BackoffConfig(base_delay=0.05, multiplier=1.6, jitter=0.2, max_delay=0.5, min_connect_timeout=1.0)
 FAST = ChannelOptions(backoff=FAST_BACKOFF, seed=7)

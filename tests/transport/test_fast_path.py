@@ -13,16 +13,9 @@ import h2.events
 import pytest
 from h2.connection import H2Connection
 
+from tests.helpers import REQUEST_HEADERS
 from transport.http2 import GrpcH2Connection
 
-REQUEST_HEADERS = [
-    (b":method", b"POST"),
-    (b":scheme", b"http"),
-    (b":path", b"/helloworld.Greeter/SayHello"),
-    (b":authority", b"127.0.0.1:50051"),
-    (b"te", b"trailers"),
-    (b"content-type", b"application/grpc"),
-]
 RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 TRAILERS = [(b"grpc-status", b"0")]
 REQUEST = b"\x00\x00\x00\x00\x07\n\x05world"

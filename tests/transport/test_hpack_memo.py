@@ -16,6 +16,7 @@ from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import REQUEST_HEADERS as REQUEST
 from transport.http2 import GrpcH2Connection, MalformedRequest
 from transport.http2.hpack_memo import MEMO_MAX_BYTES, MEMO_SIZE, MemoDecoder, MemoEncoder
 
@@ -96,16 +97,6 @@ def _pair() -> tuple[H2Connection, GrpcH2Connection]:
     client.receive_data(server.data_to_send())
     server.receive_data(client.data_to_send())  # the client's SETTINGS ack
     return client, server
-
-
-REQUEST = [
-    (b":method", b"POST"),
-    (b":scheme", b"http"),
-    (b":path", b"/helloworld.Greeter/SayHello"),
-    (b":authority", b"localhost"),
-    (b"te", b"trailers"),
-    (b"content-type", b"application/grpc"),
-]
 
 
 def test_a_remembered_request_is_still_validated_per_stream() -> None:
