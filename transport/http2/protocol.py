@@ -1,11 +1,11 @@
-"""The one owner of each HTTP/2 connection: bytes in, h2 events out, one flush per turn.
+"""The one owner of each HTTP/2 connection: bytes in, h2 events out, one write per read.
 
 :class:`H2Protocol` is the asyncio protocol shared by the server and client
-connections. It owns the ``H2Connection`` and the socket, dispatches h2
-events through a table of handlers, coalesces writes into one
-``transport.write`` per event-loop turn, and implements flow-controlled
-sending (waking senders on WINDOW_UPDATE and SETTINGS, honouring
-``pause_writing``/``resume_writing``).
+connections. It owns the ``GrpcH2Connection`` and the socket, reads into one
+preallocated buffer, dispatches h2 events through a table of handlers, writes
+everything answered while handling a read in one ``transport.write`` (and what
+is sent outside a read at once), and implements flow-controlled sending (waking
+senders on WINDOW_UPDATE and SETTINGS, honouring ``pause_writing``/``resume_writing``).
 """
 
 from __future__ import annotations
