@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
 from h2.stream import StreamInputs, StreamState
-from h2.utilities import authority_from_headers
+from h2.utilities import authority_from_headers, extract_method_header
 
 if TYPE_CHECKING:
     from transport.http2.connection import GrpcH2Connection
@@ -78,7 +78,7 @@ def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data:
     machine = stream.state_machine
     machine.process_input(_SEND_HEADERS)
     stream._authority = authority_from_headers(headers)
-    stream.request_method = b"POST"
+    stream.request_method = extract_method_header(headers)
     block = conn.encoder.encode(headers)
     machine.process_input(_SEND_DATA)
     machine.process_input(_SEND_END_STREAM)
