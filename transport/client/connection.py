@@ -231,7 +231,10 @@ class ClientConnection(H2Protocol):
         while True:
             if not self.usable:
                 raise StreamNotProcessed("connection is closing")
-            if h2c.open_outbound_streams < h2c.remote_settings.max_concurrent_streams:
+            limit = h2c.remote_settings.max_concurrent_streams
+            # open ≤ len(streams): below the limit, leave the O(streams) count (and its
+            # clean-up of closed streams) to the send itself, which does it anyway.
+            if len(h2c.streams) < limit or h2c.open_outbound_streams < limit:
                 break
             await self._wait_stream_slot(deadline)
         headers = self._base_headers + [(b":path", path)] + self._common_headers

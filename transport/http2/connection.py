@@ -131,6 +131,8 @@ class GrpcH2Connection(H2Connection):
             and frame.stream_id not in self.streams
             and frame.stream_id > self.highest_inbound_stream_id
             and frame.stream_id % 2 == 1
+            # open ≤ len(streams): skip the O(streams) count while the table is smaller than the limit
+            and len(self.streams) >= self.local_settings.max_concurrent_streams
             and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
         ):
             _decode_headers(self.decoder, frame.data)  # keeps the HPACK table in step
