@@ -118,9 +118,23 @@ async def measure(
         server_cpu1 = proc_cpu_seconds(server_pid) if server_pid else None
     finally:
         await close()
+    server_cpu = None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
+    return summary(kind, concurrency, latencies, ok, errors, wall, cpu, server_cpu)
+
+
+def summary(
+    kind: str,
+    concurrency: int,
+    latencies: list[int],
+    ok: int,
+    errors: int,
+    wall: float,
+    cpu: float,
+    server_cpu: float | None,
+) -> dict[str, Any]:
+    """The JSON row for one measured window (``latencies`` in ns; times in seconds)."""
     n = len(latencies)
     latencies.sort()
-    server_cpu = None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
     return {
         "client": kind,
         "concurrency": concurrency,
@@ -151,6 +165,8 @@ async def measure_interleaved(
     latencies: dict[str, list[int]] = {name: [] for name in channels}
     cpu = dict.fromkeys(channels, 0.0)
     wall = dict.fromkeys(channels, 0.0)
+    ok = dict.fromkeys(channels, 0)
+    errors = dict.fromkeys(channels, 0)
     try:
         for call, _ in channels.values():
             await asyncio.wait_for(closed_loop(call, 1, warmup, max(1.0, duration), None), 60)
@@ -158,26 +174,19 @@ async def measure_interleaved(
         while time.perf_counter() < end and len(latencies["via"]) < calls // 2:
             for name, (call, _) in channels.items():
                 cpu0, wall0 = time.process_time(), time.perf_counter()
-                await asyncio.wait_for(closed_loop(call, 1, INTERLEAVE_BATCH, duration, latencies[name]), 60)
+                batch = closed_loop(call, 1, INTERLEAVE_BATCH, duration, latencies[name])
+                batch_ok, batch_errors = await asyncio.wait_for(batch, 60)
+                ok[name] += batch_ok
+                errors[name] += batch_errors
                 cpu[name] += time.process_time() - cpu0
                 wall[name] += time.perf_counter() - wall0
     finally:
         for _, close in channels.values():
             await close()
-    out = {}
-    for name, lat in latencies.items():
-        lat.sort()
-        n = len(lat)
-        out[name] = {
-            "client": kind,
-            "concurrency": 1,
-            "calls": n,
-            "throughput": n / wall[name] if wall[name] else 0.0,
-            "p50_us": percentile(lat, 0.50),
-            "p99_us": percentile(lat, 0.99),
-            "client_cpu_us": cpu[name] / n * 1e6 if n else None,
-        }
-    return out
+    return {
+        name: summary(kind, 1, latencies[name], ok[name], errors[name], wall[name], cpu[name], None)
+        for name in channels
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
