@@ -32,6 +32,17 @@ class ServerOptions:
     window_size: int = DEFAULT_WINDOW_SIZE
     #: A connection that sends nothing for this long after connecting is closed.
     handshake_timeout: float = 10.0
+    #: gRFC A9 server keepalive parameters, in seconds; None = off (grpc's default).
+    #: A connection with no call for ``max_connection_idle`` is sent away gracefully
+    #: (GOAWAY ``max_idle``); one older than ``max_connection_age`` likewise
+    #: (GOAWAY ``max_age``), its calls then get ``max_connection_age_grace`` to finish.
+    #: Age and idle get ±10 % jitter per connection.
+    max_connection_idle: float | None = None
+    max_connection_age: float | None = None
+    max_connection_age_grace: float | None = None
+    #: Connections served at once; beyond it, new ones wait in the listen backlog.
+    #: None = derived from the process's file-descriptor limit.
+    max_connections: int | None = None
 
 
 @dataclass(slots=True)
