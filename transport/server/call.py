@@ -153,6 +153,8 @@ class ServerCall:
         conn = self._conn
         data = encode_message(payload)
         h2c = conn.h2
+        if conn.write_paused:
+            return False  # the peer is not reading: wait in send_message, hold nothing more
         if (
             not self._headers_sent
             and self.request_ended
