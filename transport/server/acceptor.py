@@ -9,9 +9,10 @@ every descriptor and lock out everyone else. This one:
   listen backlog, as with Go's ``netutil.LimitListener``) and asks the owner to
   make room (the server sends its longest-idle connection away, as nginx
   reuses idle keep-alive connections when ``worker_connections`` run out);
-- on EMFILE/ENFILE/ENOBUFS/ENOMEM logs one warning for the episode, stops
-  watching the socket and looks again every ``RETRY_DELAY`` seconds, so it
-  serves again within that delay once descriptors are free.
+- on EMFILE/ENFILE/ENOBUFS/ENOMEM logs one warning for the episode, asks the
+  owner to make room likewise, stops watching the socket and looks again every
+  ``RETRY_DELAY`` seconds, so it serves again within that delay once
+  descriptors are free.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class Acceptor:
                 RETRY_DELAY,
             )
         self._retry = self._loop.call_later(RETRY_DELAY, self._retry_accept)
+        self._on_full()  # idle connections may be holding the descriptors
 
     def _retry_accept(self) -> None:
         self._retry = None

@@ -28,6 +28,8 @@ _STATUS_BYTES = [str(int(code)).encode() for code in StatusCode]
 LINGER = 5.0
 #: The same wait after the grace period ran out (Server.stop): the calls are already answered.
 ABORT_LINGER = 1.0
+#: The same wait for an idle connection shed at the connection cap: others wait for its place.
+SHED_LINGER = 0.5
 #: Methods that take exactly one request message: a second one is an error at once.
 _ONE_REQUEST = frozenset({Cardinality.UNARY_UNARY, Cardinality.UNARY_STREAM})
 
@@ -345,6 +347,16 @@ class ServerConnection(H2Protocol):
         self.draining = True
         self._goaway = GracefulGoaway(self.h2, self.loop, debug, self._on_final_goaway)
         self.schedule_flush()
+
+    def shed(self) -> None:
+        """Close an idle connection to make room (the server is at its connection cap):
+        the final GOAWAY at once, without waiting for a PING, and a short linger."""
+        if self.draining or self.closed or self.calls:
+            return
+        self._linger = SHED_LINGER
+        self.go_away(b"max_idle")
+        assert self._goaway is not None
+        self._goaway.finalize()
 
     def _keepalive_go_away(self, debug: bytes) -> None:
         if not self.draining:

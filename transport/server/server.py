@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 #: Response metadata key with the answering server's name, so a client
 #: behind a proxy can see where its call landed.
 SERVER_NAME_KEY = "rpcviz-server"
+#: Idle connections shed at most each time the connection cap is hit.
+SHED_BATCH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,10 @@ class ServerStats:
     #: or to make room at the connection cap.
     connections_aged: int = 0
     connections_idled: int = 0
-    #: Times accepting stopped because the connection cap was reached.
+    #: Times accepting stopped because the connection cap was reached (or descriptors ran out),
+    #: and idle connections shed then to make room.
     connection_cap_reached: int = 0
+    connections_shed: int = 0
     calls_by_status: list[int] = field(default_factory=lambda: [0] * len(StatusCode))
     #: Per method path: finished calls by status code (handlers that ran).
     calls_by_method: dict[str, list[int]] = field(default_factory=dict)
@@ -198,13 +203,17 @@ class Server:
             acceptor.close()
 
     def _make_room(self) -> None:
-        """At the connection cap: send the connection idle longest away, if any is idle."""
+        """At the connection cap (or out of descriptors): shed the connections idle longest.
+
+        They carry no call, so nothing is lost: each gets GOAWAY at once and a short
+        linger (:meth:`ServerConnection.shed`); the clients waiting in the backlog
+        take their places.
+        """
         self.stats.connection_cap_reached += 1
         idle = [c for c in self._connections if not c.calls and not c.draining]
-        if idle:
-            oldest = min(idle, key=lambda c: c.idle_since)
-            self.stats.connections_idled += 1
-            oldest.go_away(b"max_idle")
+        for conn in heapq.nsmallest(SHED_BATCH, idle, key=lambda c: c.idle_since):
+            self.stats.connections_shed += 1
+            conn.shed()
 
     async def __aenter__(self) -> Self:
         if self._acceptor is None:
