@@ -394,9 +394,8 @@ class L4Proxy:
         the proxy cannot send a GOAWAY: "ending by itself" means the client or
         the backend closes (both directions, EOF or reset), and the pair keeps
         relaying both ways until then, so answers already written are
-        delivered. Pairs still open when the grace runs out are reset (RST,
-        as NLB's connection termination does), so neither peer mistakes the
-        cut for a clean end.
+        delivered. Pairs still open when the grace runs out are reset (RST),
+        so neither peer mistakes the cut for a clean end.
 
         ``grace=0`` (the default) resets every pair at once. Idempotent; a
         second call with a shorter grace cuts a running drain short.
