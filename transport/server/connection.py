@@ -16,6 +16,7 @@ from transport.server.goaway import GracefulGoaway
 from transport.server.handlers import Cardinality
 from transport.server.keepalive import ConnectionKeepalive
 from transport.server.reset_guard import ResetGuard
+from transport.server.streaming import start_stream_stream
 from transport.status import RpcError, StatusCode
 from transport.wire import decode_timeout, percent_encode
 
@@ -206,6 +207,8 @@ class ServerConnection(H2Protocol):
         self.calls[stream_id] = call
         self.server.stats.call_started()
         self._reset_guard.stream_opened()
+        if handler.cardinality is Cardinality.STREAM_STREAM:
+            start_stream_stream(call, self.loop)  # runs from the headers on; _on_data feeds it
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id
@@ -218,6 +221,8 @@ class ServerConnection(H2Protocol):
             return
         try:
             call.requests += call.decoder.feed(event.data)
+            if call.inbox is not None:  # STREAM_STREAM: hand the messages to the running handler
+                call.inbox.take(call.requests)
         except RpcError as exc:
             call.finish(exc.code, exc.details)
             return
