@@ -53,9 +53,7 @@ async def call_succeeds_within(address: str, timeout: float) -> float:
     return loop.time() - began
 
 
-@pytest.mark.parametrize(
-    "extra", [(), ("--max-connections", "5000")], ids=["default-cap", "cap-above-fd-limit"]
-)
+@pytest.mark.parametrize("extra", [(), ("--max-connections", "5000")], ids=["default-cap", "cap-above-fd-limit"])
 async def test_idle_crowd_neither_locks_clients_out_nor_floods_the_log(extra: tuple[str, ...]) -> None:
     """With the default cap (the fd limit less a reserve) the server never runs out of descriptors; with a
     cap above the limit it does, and says so once. Either way a new client is served while the crowd holds
@@ -75,7 +73,7 @@ async def test_idle_crowd_neither_locks_clients_out_nor_floods_the_log(extra: tu
     finally:
         for s in socks:
             s.close()
-        out, err = await pod.terminate_with_stderr()
+        _, err = await pod.terminate_with_stderr()
         await pod.kill()
     assert "Traceback" not in err
     assert len(err.splitlines()) <= 2, err[:2000]

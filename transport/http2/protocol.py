@@ -249,7 +249,11 @@ class H2Protocol(asyncio.BufferedProtocol):
     def try_send_data(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
         """Send ``data`` now if the windows allow it in one frame and the socket is not backed up; the fast path."""
         h2c = self.h2
-        if not self._write_paused and len(data) <= h2c.max_outbound_frame_size and len(data) <= h2c.local_flow_control_window(stream_id):
+        if (
+            not self._write_paused
+            and len(data) <= h2c.max_outbound_frame_size
+            and len(data) <= h2c.local_flow_control_window(stream_id)
+        ):
             h2c.send_data(stream_id, data, end_stream=end_stream)
             return True
         return False

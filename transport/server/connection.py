@@ -85,10 +85,7 @@ class ServerConnection(H2Protocol):
         super().connection_made(transport)  # type: ignore[arg-type]
         options = self.server.options
         self._handshake_timer = self.loop.call_later(options.handshake_timeout, self._on_handshake_timeout)
-        if (
-            options.max_connection_age is not None
-            or options.max_connection_idle is not None
-        ):
+        if options.max_connection_age is not None or options.max_connection_idle is not None:
             self._keepalive = ConnectionKeepalive(
                 self.loop,
                 max_connection_age=options.max_connection_age,
@@ -107,9 +104,9 @@ class ServerConnection(H2Protocol):
     def eof_received(self) -> bool:
         """The client closed its side: close ours once nothing is left to answer."""
         self._peer_eof = True
-        if self._half_closed or not (self.calls or self._replies):
-            return False  # asyncio closes the transport
-        return True  # answer the calls first; _maybe_close closes
+        # True: keep the transport open to answer the calls first (_maybe_close closes it);
+        # False: asyncio closes it now.
+        return not self._half_closed and bool(self.calls or self._replies)
 
     def _on_remote_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
         # The handshake is done when the client's SETTINGS arrive (not at its first byte).
@@ -136,6 +133,11 @@ class ServerConnection(H2Protocol):
     def _on_handshake_timeout(self) -> None:
         self._handshake_timer = None
         self.close()
+
+    @property
+    def max_age(self) -> float | None:
+        """This connection's MAX_CONNECTION_AGE after jitter, None when unlimited."""
+        return self._keepalive.age if self._keepalive is not None else None
 
     def stream_failed(self, stream_id: int, reason: str) -> None:
         call = self.calls.get(stream_id)

@@ -66,7 +66,9 @@ class ConnectionKeepalive:
         self._idle = jittered(max_connection_idle, rng) if max_connection_idle is not None else None
         self._busy = False
         self._idle_since = loop.time()
-        self._idle_timer = loop.call_at(self._idle_since + self._idle, self._on_idle) if self._idle is not None else None
+        self._idle_timer = (
+            loop.call_at(self._idle_since + self._idle, self._on_idle) if self._idle is not None else None
+        )
 
     def set_busy(self, busy: bool) -> None:
         """The connection's outstanding calls went from zero to some (True) or back to zero (False)."""

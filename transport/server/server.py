@@ -243,6 +243,10 @@ class Server:
         if not self._connections and self._all_closed is not None:
             self._all_closed.set()
 
+    def connection_ages(self) -> list[float | None]:
+        """Each open connection's MAX_CONNECTION_AGE after jitter (None where unlimited)."""
+        return [conn.max_age for conn in self._connections]
+
     @property
     def acceptor(self) -> Acceptor | None:
         """The accept loop while serving (its counters: ``active``, ``exhaustions``)."""
