@@ -167,8 +167,10 @@ class Cluster:
         return self.policy
 
     async def wait_ready(self, timeout: float = 5.0) -> None:
-        """Wait until every subchannel the policy wants is READY (1 or all)."""
+        """Wait until every subchannel the policy wants is READY (1 or all); an IDLE channel is
+        asked to connect first (pick_first waits for a call after losing its connection)."""
         channel = self.channel
+        channel.connect()
         want = 1 if self.policy == "pick_first" else len(self.pods)
         async with asyncio.timeout(timeout):
             while sum(sc.state is ConnectivityState.READY for sc in channel.subchannels) < want:

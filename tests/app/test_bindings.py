@@ -9,6 +9,7 @@ from app.ui import RpcvizApp
 from app.widgets.pod_box import PodBox
 from tests.app.scenarios import make_app, settle
 from tests.helpers import wait_until
+from transport import ConnectivityState
 
 
 def pod_calls(app: RpcvizApp) -> list[int]:
@@ -167,8 +168,11 @@ async def test_number_key_kills_the_pinned_pod_and_the_badge_moves() -> None:
         assert pinned is not None
         await pilot.press(str(pinned))
         assert not cluster.pod(pinned).serving
+        # pick_first goes IDLE when its connection goes away (gRFC A62); the next greet reconnects.
+        await wait_until(lambda: cluster.channel.state is ConnectivityState.IDLE, 10, "the channel to go IDLE")
+        await pilot.press("g")
         await wait_until(lambda: cluster.view().pinned_pod not in (None, pinned), 10, "the channel to re-pin")
-        for _ in range(5):
+        for _ in range(4):
             await pilot.press("g")
         await settle(app, pilot)
         moved = cluster.view().pinned_pod

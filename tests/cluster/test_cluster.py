@@ -321,6 +321,8 @@ async def test_wait_for_ready_call_waits_out_a_pod_restart() -> None:
     try:
         await greet(channel, timeout=5)
         await pod.stop(grace=1.0)
+        await wait_until(lambda: channel.state is ConnectivityState.IDLE, what="pick_first to go IDLE (A62)")
+        channel.connect()  # IDLE until asked: try now, and find the pod gone
         await wait_until(
             lambda: channel.state is ConnectivityState.TRANSIENT_FAILURE, what="the client to see the pod gone"
         )

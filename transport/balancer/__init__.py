@@ -4,6 +4,7 @@ from transport.balancer import pick_first, round_robin
 from transport.balancer.base import (
     FailPicker,
     Helper,
+    IdlePicker,
     LoadBalancer,
     Picker,
     QueuePicker,
@@ -15,6 +16,7 @@ from transport.balancer.base import (
 __all__ = [
     "FailPicker",
     "Helper",
+    "IdlePicker",
     "LoadBalancer",
     "Picker",
     "QueuePicker",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Protocol
 
 from transport.address import Address
@@ -31,6 +31,20 @@ class QueuePicker(Picker):
     """Nothing is READY yet: calls wait for a new picker."""
 
     def pick(self) -> Subchannel | None:
+        return None
+
+
+class IdlePicker(Picker):
+    """Nothing is connected or connecting: a pick asks the policy to connect and the call waits
+    for the next picker (grpc-go pickfirst's ``idlePicker``)."""
+
+    __slots__ = ("exit_idle",)
+
+    def __init__(self, exit_idle: Callable[[], None]) -> None:
+        self.exit_idle = exit_idle
+
+    def pick(self) -> Subchannel | None:
+        self.exit_idle()
         return None
 
 
@@ -75,6 +89,9 @@ class LoadBalancer(ABC):
     @abstractmethod
     def subchannel_state_changed(self, subchannel: Subchannel, old: ConnectivityState, new: ConnectivityState) -> None:
         """One of our subchannels changed state."""
+
+    def exit_idle(self) -> None:
+        """Connect if the policy is IDLE (``Channel.connect``; grpc-go ``Balancer.ExitIdle``)."""
 
     @abstractmethod
     def shutdown(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from transport.address import Address
-from transport.balancer.base import FailPicker, Helper, LoadBalancer, Picker, QueuePicker, register_policy
+from transport.balancer.base import FailPicker, Helper, IdlePicker, LoadBalancer, Picker, QueuePicker, register_policy
 from transport.client.subchannel import Subchannel
 from transport.connectivity import ConnectivityState
 
@@ -24,7 +24,10 @@ class _FixedPicker(Picker):
 class PickFirst(LoadBalancer):
     """Connect to the addresses in order and keep the first that works.
 
-    Behind a VIP there is one address, so a lost connection reconnects through
+    When that connection goes away the policy goes IDLE and does not reconnect by itself
+    (gRFC A62; grpc-go ``pickfirstBalancer``: IDLE publishes an ``idlePicker``): the next call,
+    or :meth:`exit_idle` (``Channel.connect``), starts a new pass from the first address, and
+    that call waits for it. Behind a VIP there is one address, so the reconnection goes through
     the L4 balancer, which may put it on another backend.
     """
 
@@ -37,6 +40,8 @@ class PickFirst(LoadBalancer):
         self._index = 0
         self._failures = 0
         self._current: Subchannel | None = None
+        #: The connection went away and nobody has asked for a new one yet (A62).
+        self._idle = False
 
     def update_addresses(self, addresses: Sequence[Address]) -> None:
         self._addresses = list(addresses)
@@ -57,6 +62,7 @@ class PickFirst(LoadBalancer):
         return sc
 
     def _try(self, index: int) -> None:
+        self._idle = False
         self._index = index % len(self._addresses)
         self._current = self._subchannel(self._addresses[self._index])
         if self._current.state is ConnectivityState.READY:
@@ -81,15 +87,24 @@ class PickFirst(LoadBalancer):
             else:
                 self._try(self._index + 1)
         elif new is ConnectivityState.IDLE:
-            if old is ConnectivityState.READY:
-                # Our connection is gone: fail over to the next address.
-                self.helper.request_reresolution()
-                self._try(self._index + 1)
-            else:  # backoff over: try this address again
+            if old is ConnectivityState.TRANSIENT_FAILURE:  # backoff over: try this address again
                 subchannel.request_connection()
+            else:
+                # Our connection is gone (READY, or established and lost before READY): IDLE
+                # until a call comes (A62), never a reconnection by ourselves.
+                self.helper.request_reresolution()
+                self._idle = True
+                self._failures = 0
+                self.helper.update_state(ConnectivityState.IDLE, IdlePicker(self.exit_idle))
+
+    def exit_idle(self) -> None:
+        """A call (or ``Channel.connect``) wants a connection: a new pass from the first address."""
+        if self._idle and self._addresses:
+            self._try(0)
 
     def shutdown(self) -> None:
         for sc in self._subchannels.values():
             sc.shutdown()
         self._subchannels.clear()
         self._current = None
+        self._idle = False

@@ -5,21 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from transport.address import Address
-from transport.balancer.base import FailPicker, Helper, LoadBalancer, Picker, QueuePicker, register_policy
+from transport.balancer.base import FailPicker, Helper, IdlePicker, LoadBalancer, Picker, QueuePicker, register_policy
 from transport.client.subchannel import Subchannel
 from transport.connectivity import ConnectivityState
 
+#: Quick losses in a row (see ``Subchannel``) after which a subchannel reconnects only when a
+#: call comes, as pick_first does: the first is forgiven (a pod restarted just after we connected).
+MAX_EAGER_QUICK_LOSSES = 1
+
 
 class RoundRobinPicker(Picker):
-    """Rotate over a fixed list of READY subchannels (the scene's ``pickSubchannel``)."""
+    """Rotate over a fixed list of READY subchannels (the scene's ``pickSubchannel``); each pick
+    also asks the ``waiting`` subchannels (IDLE until a call comes) to connect."""
 
-    __slots__ = ("next", "subchannels")
+    __slots__ = ("next", "subchannels", "waiting")
 
-    def __init__(self, subchannels: list[Subchannel], start: int) -> None:
+    def __init__(self, subchannels: list[Subchannel], start: int, waiting: Sequence[Subchannel] = ()) -> None:
         self.subchannels = subchannels
         self.next = start
+        self.waiting = waiting
 
     def pick(self) -> Subchannel | None:
+        for idle in self.waiting:
+            idle.request_connection()
         sc = self.subchannels[self.next % len(self.subchannels)]
         self.next += 1
         return sc
@@ -33,6 +41,13 @@ class RoundRobin(LoadBalancer):
     retries (gRPC's "sticky" TRANSIENT_FAILURE): with every backend down the channel
     stays in TRANSIENT_FAILURE, so calls fail fast with UNAVAILABLE instead of queueing
     through each reconnect attempt (``wait_for_ready`` calls still wait).
+
+    A subchannel that goes IDLE reconnects at once (grpc's round_robin; grpc-js #2667), its
+    subchannel pacing the attempt after a quick loss. grpc's round_robin stops there, so a server
+    that GOAWAYs every connection after the handshake gets one per round trip; here a subchannel
+    whose connections keep going away before they prove themselves (more than
+    ``MAX_EAGER_QUICK_LOSSES`` quick losses in a row) waits IDLE until a call is picked, like
+    pick_first (A62), and then no sooner than its backoff allows.
     """
 
     name = "round_robin"
@@ -64,8 +79,8 @@ class RoundRobin(LoadBalancer):
     def subchannel_state_changed(self, subchannel: Subchannel, old: ConnectivityState, new: ConnectivityState) -> None:
         if subchannel not in self._order:
             return
-        if new is ConnectivityState.IDLE:
-            subchannel.request_connection()  # reconnect at once; backoff applies after failures
+        if new is ConnectivityState.IDLE and subchannel.quick_losses <= MAX_EAGER_QUICK_LOSSES:
+            subchannel.request_connection()  # reconnect now (or when its backoff says, after a quick loss)
         elif new is ConnectivityState.TRANSIENT_FAILURE:
             self._failed.add(subchannel)
             self.helper.request_reresolution()
@@ -73,19 +88,33 @@ class RoundRobin(LoadBalancer):
             self._failed.discard(subchannel)
         self._update_picker()
 
+    def _waiting(self) -> list[Subchannel]:
+        """IDLE subchannels that reconnect only when a call comes."""
+        return [
+            sc for sc in self._order if sc.state is ConnectivityState.IDLE and sc.quick_losses > MAX_EAGER_QUICK_LOSSES
+        ]
+
+    def exit_idle(self) -> None:
+        for sc in self._waiting():
+            sc.request_connection()
+
     def _update_picker(self) -> None:
         ready = [sc for sc in self._order if sc.state is ConnectivityState.READY]
+        waiting = self._waiting()
         if ready:
             start = self._picker.next if self._picker is not None else self.helper.rng.randrange(len(ready))
-            self._picker = RoundRobinPicker(ready, start)
+            self._picker = RoundRobinPicker(ready, start, waiting)
             self.helper.update_state(ConnectivityState.READY, self._picker)
         elif not self._order:
             self.helper.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker("resolver returned no addresses"))
-        elif any(
-            sc.state in (ConnectivityState.CONNECTING, ConnectivityState.IDLE) and sc not in self._failed
-            for sc in self._order
+        elif any(sc.state is ConnectivityState.CONNECTING and sc not in self._failed for sc in self._order) or any(
+            sc.state is ConnectivityState.IDLE and sc not in self._failed and sc not in waiting for sc in self._order
         ):
-            self.helper.update_state(ConnectivityState.CONNECTING, QueuePicker())
+            self.helper.update_state(
+                ConnectivityState.CONNECTING, IdlePicker(self.exit_idle) if waiting else QueuePicker()
+            )
+        elif waiting:
+            self.helper.update_state(ConnectivityState.IDLE, IdlePicker(self.exit_idle))
         else:
             errors = "; ".join(sc.last_error for sc in self._order if sc.last_error)
             self.helper.update_state(

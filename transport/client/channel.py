@@ -29,7 +29,8 @@ from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 
 log = logging.getLogger(__name__)
 
-#: DNS is re-resolved on connection loss at most this often (gRPC's 30 s).
+#: DNS is re-resolved on connection loss at most this often (gRPC's 30 s:
+#: grpc-core ``GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS``).
 MIN_RERESOLUTION_INTERVAL = 30.0
 
 
@@ -43,6 +44,12 @@ class ChannelOptions:
     #: Client-side health checking (gRPC A17): the service name to Watch on each
     #: subchannel ("" = the whole server), for policies that use it; None = off.
     health_check_service: str | None = None
+    #: Seconds between re-resolutions at least; a request inside the interval waits for its end.
+    min_reresolution_interval: float = MIN_RERESOLUTION_INTERVAL
+
+    def __post_init__(self) -> None:
+        if not self.min_reresolution_interval >= 0:
+            raise ValueError(f"min_reresolution_interval must be >= 0, not {self.min_reresolution_interval}")
 
 
 @dataclass(slots=True)
@@ -133,8 +140,10 @@ class Channel:
         self._closed = False
         self._idle: asyncio.Event = asyncio.Event()
         self._idle.set()
-        self._last_resolution = -MIN_RERESOLUTION_INTERVAL
+        self._last_resolution = -self.options.min_reresolution_interval
         self._resolving: asyncio.Task[None] | None = None
+        #: A re-resolution requested inside the interval, due at its end.
+        self._reresolution_timer: asyncio.TimerHandle | None = None
         self._invoke = chain(interceptors, self._invoke_transport)
         self._lb = policy_cls(self)
         self._resolve()
@@ -191,12 +200,26 @@ class Channel:
         changed.set_result(None)
 
     def request_reresolution(self) -> None:
+        """Resolve again now, or at the end of the minimum interval if the last resolution
+        started inside it: a request is deferred, not dropped, and requests meanwhile coalesce
+        into that one (grpc-core ``PollingResolver::MaybeStartResolvingLocked``). A request
+        while a resolution runs is answered by it."""
         if (
-            self._resolver.can_reresolve
-            and self._resolving is None
-            and not self._closed
-            and self.loop.time() - self._last_resolution >= MIN_RERESOLUTION_INTERVAL
+            not self._resolver.can_reresolve
+            or self._closed
+            or self._resolving is not None
+            or self._reresolution_timer is not None
         ):
+            return
+        wait = self._last_resolution + self.options.min_reresolution_interval - self.loop.time()
+        if wait > 0:
+            self._reresolution_timer = self.loop.call_later(wait, self._deferred_reresolution)
+        else:
+            self._resolve()
+
+    def _deferred_reresolution(self) -> None:
+        self._reresolution_timer = None
+        if not self._closed and self._resolving is None:
             self._resolve()
 
     def _on_subchannel_state(self, sc: Subchannel, old: ConnectivityState, new: ConnectivityState) -> None:
@@ -353,6 +376,13 @@ class Channel:
             while self.state is not state:
                 await asyncio.shield(self._picker_changed)
 
+    def connect(self) -> None:
+        """Ask an IDLE policy to connect now, without a call (grpc-go ``ClientConn.Connect``;
+        grpcio's ``channel_ready_future`` does the same): after a lost connection pick_first
+        waits for the next call otherwise (gRFC A62)."""
+        if not self._closed:
+            self._lb.exit_idle()
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -365,6 +395,9 @@ class Channel:
         self._closed = True
         if self._resolving is not None:
             self._resolving.cancel()
+        if self._reresolution_timer is not None:
+            self._reresolution_timer.cancel()
+            self._reresolution_timer = None
         if self.stats.calls_in_flight:
             try:
                 await asyncio.wait_for(self._idle.wait(), grace)

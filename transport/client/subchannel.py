@@ -58,8 +58,23 @@ class Subchannel:
     IDLE --request_connection--> CONNECTING --(server SETTINGS)--> READY
     CONNECTING --(refused/timeout)--> TRANSIENT_FAILURE --(backoff)--> IDLE
     READY --(connection lost or GOAWAY)--> IDLE
+    CONNECTING --(SETTINGS, then GOAWAY or loss before READY)--> IDLE
     any --shutdown--> SHUTDOWN
     The load-balancing policy decides when an IDLE subchannel connects again.
+
+    When the backoff resets. grpc-core resets it whenever a connected transport goes away
+    (``ConnectedSubchannelStateWatcher``: IDLE, then ``backoff_.Reset()``) and grpc-go once a
+    transport is created (``addrConn.resetTransportAndUnlock``: ``backoffIdx = 0``; a transport
+    closed before it was published counts as a success too, ``createTransport``: IDLE). With
+    round_robin reconnecting IDLE subchannels at once, a server that sends GOAWAY right after the
+    handshake then gets a new connection per round trip (grpcio's round_robin: ~450 in 3 s). Here
+    a lost connection resets the backoff only if it *proved itself*: it completed a call, or it
+    stayed up for at least one base backoff step (so reconnecting at once is never faster than
+    the backoff's first step anyway). A connection lost before that is a *quick loss*: the backoff
+    is not reset, the next attempt waits for the next backoff delay (``next_attempt_at``; a
+    :meth:`request_connection` before then is deferred to it), and :attr:`quick_losses` counts
+    them in a row, for policies that stop reconnecting on their own (round_robin after two).
+    A pod restart still reconnects at once: its old connection had carried calls or lived long.
     """
 
     def __init__(
@@ -76,8 +91,11 @@ class Subchannel:
         self.connection: ClientConnection | None = None
         self.stats = SubchannelStats()
         self.last_error = ""
-        #: Loop time of the next connection attempt while backing off, else None.
+        #: Loop time before which no connection attempt starts (backing off after a failure or
+        #: a quick loss), else None.
         self.next_attempt_at: float | None = None
+        #: Connections in a row that went away before they proved themselves (see the class doc).
+        self.quick_losses = 0
         #: The last health status seen (e.g. "SERVING", "NOT_SERVING"), or None
         #: when not health checking.
         self.health: str | None = None
@@ -86,6 +104,11 @@ class Subchannel:
         self._listeners: list[StateListener] = []
         self._connect_task: asyncio.Task[None] | None = None
         self._backoff_timer: asyncio.TimerHandle | None = None
+        #: A requested connection waiting for ``next_attempt_at``.
+        self._deferred: asyncio.TimerHandle | None = None
+        #: When the current connection was established, and the calls completed by then.
+        self._connected_at = 0.0
+        self._completed_at_connect = 0
 
     def __repr__(self) -> str:
         return f"<Subchannel {self.address} {self.state.name}>"
@@ -104,10 +127,25 @@ class Subchannel:
                 log.exception("subchannel state listener failed")
 
     def request_connection(self) -> None:
-        """Start connecting if IDLE; otherwise nothing (backoff is respected)."""
+        """Start connecting if IDLE, or at ``next_attempt_at`` if that is still ahead (after a
+        quick loss); otherwise nothing (backoff is respected)."""
+        if self.state is not ConnectivityState.IDLE or self._deferred is not None:
+            return
+        loop = asyncio.get_running_loop()
+        if self.next_attempt_at is not None and self.next_attempt_at > loop.time():
+            self._deferred = loop.call_at(self.next_attempt_at, self._deferred_done)
+            return
+        self._start_connecting()
+
+    def _deferred_done(self) -> None:
+        self._deferred = None
         if self.state is ConnectivityState.IDLE:
-            self._set_state(ConnectivityState.CONNECTING)
-            self._connect_task = asyncio.get_running_loop().create_task(self._connect())
+            self._start_connecting()
+
+    def _start_connecting(self) -> None:
+        self.next_attempt_at = None
+        self._set_state(ConnectivityState.CONNECTING)
+        self._connect_task = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
@@ -115,16 +153,7 @@ class Subchannel:
         conn: ClientConnection | None = None
         try:
             async with asyncio.timeout(timeout):
-                _, conn = await loop.create_connection(
-                    lambda: ClientConnection(
-                        self.authority,
-                        max_receive_message_length=self.options.max_receive_message_length,
-                        window_size=self.options.window_size,
-                        on_closed=self._on_connection_closed,
-                    ),
-                    self.address.host,
-                    self.address.port,
-                )
+                _, conn = await loop.create_connection(self._new_connection, self.address.host, self.address.port)
                 await conn.ready
         except asyncio.CancelledError:
             if conn is not None:
@@ -137,19 +166,36 @@ class Subchannel:
             return
         finally:
             self._connect_task = None
-        if self.state is not ConnectivityState.CONNECTING or not conn.usable:
+        if self.state is not ConnectivityState.CONNECTING:  # shut down meanwhile
             conn.close()
-            if self.state is ConnectivityState.CONNECTING:
-                self._connect_failed(ConnectionError("connection closed during the handshake"))
             return
-        self._backoff.reset()
         self.stats.connects += 1
+        self._connected_at = loop.time()
+        self._completed_at_connect = self._completed_calls()
+        if not conn.usable:
+            # The server's SETTINGS arrived, then GOAWAY or the loss before we could use it:
+            # established and lost (grpc-go's createTransport goes IDLE here), a quick loss.
+            conn.close()
+            self._connection_lost(conn)
+            return
         self.last_error = ""
         self.connection = conn
         if self.options.health_check_service is None:
             self._set_state(ConnectivityState.READY)
         else:  # stay CONNECTING until the server says SERVING
             self._health_task = loop.create_task(self._watch_health(conn, self.options.health_check_service))
+
+    def _new_connection(self) -> ClientConnection:
+        conn = ClientConnection(
+            self.authority,
+            max_receive_message_length=self.options.max_receive_message_length,
+            window_size=self.options.window_size,
+            on_closed=self._on_connection_closed,
+        )
+        # An attempt given up (cancelled, timed out, even inside create_connection) fails
+        # ``ready`` when it closes: retrieved here, so asyncio logs no "never retrieved".
+        conn.ready.add_done_callback(lambda ready: None if ready.cancelled() else ready.exception())
+        return conn
 
     def _connect_failed(self, exc: BaseException) -> None:
         self.stats.connect_failures += 1
@@ -212,11 +258,31 @@ class Subchannel:
             return
         self.connection = None
         self._stop_health_watch()
-        if self.state is ConnectivityState.READY or (
-            self.state is ConnectivityState.TRANSIENT_FAILURE and self.next_attempt_at is None
-        ):
-            self.last_error = f"connection to {self.address} {'got GOAWAY' if conn.goaway else 'lost'}"
-            self._set_state(ConnectivityState.IDLE)
+        if self.state is not ConnectivityState.SHUTDOWN:
+            # READY, CONNECTING (health watch pending) or TRANSIENT_FAILURE (health NOT_SERVING).
+            self._connection_lost(conn)
+
+    def _connection_lost(self, conn: ClientConnection) -> None:
+        """An established connection went away: IDLE, backoff reset only if it proved itself."""
+        loop = asyncio.get_running_loop()
+        proven = (
+            self._completed_calls() != self._completed_at_connect
+            or loop.time() - self._connected_at >= self._backoff.config.base_delay
+        )
+        if proven:
+            self._backoff.reset()
+            self.quick_losses = 0
+            self.next_attempt_at = None
+        else:
+            self.quick_losses += 1
+            self.next_attempt_at = loop.time() + self._backoff.next_delay()
+        self.last_error = f"connection to {self.address} {'got GOAWAY' if conn.goaway else 'lost'}"
+        self._set_state(ConnectivityState.IDLE)
+
+    def _completed_calls(self) -> int:
+        """Calls that ended here (a call the server never processed counts in neither); any
+        change since the connection was made is proof, a reset of the counters included."""
+        return self.stats.calls_succeeded + self.stats.calls_failed
 
     def _stop_health_watch(self) -> None:
         task, self._health_task = self._health_task, None
@@ -232,6 +298,9 @@ class Subchannel:
         if self._backoff_timer is not None:
             self._backoff_timer.cancel()
             self._backoff_timer = None
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         self.next_attempt_at = None
         self._stop_health_watch()
         conn, self.connection = self.connection, None
