@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 import h2.events
 from h2.errors import ErrorCodes
 
-from transport.http2 import H2Protocol, MalformedRequest, StreamRefused
+from transport.http2 import (
+    EnhanceYourCalm,
+    FloodGuard,
+    H2Protocol,
+    HeaderBlockStarted,
+    HeaderBlockTimer,
+    HeaderListTooLarge,
+    MalformedRequest,
+    StreamRefused,
+)
 from transport.server.call import ServerCall
 from transport.server.reset_guard import ResetGuard
 from transport.status import RpcError, StatusCode
@@ -51,7 +60,19 @@ class ServerConnection(H2Protocol):
                 h2.events.StreamReset: self._on_stream_reset,
                 StreamRefused: self._on_stream_refused,
                 MalformedRequest: self._on_malformed_request,
+                HeaderListTooLarge: self._on_header_list_too_large,
+                EnhanceYourCalm: self._on_enhance_your_calm,
+                HeaderBlockStarted: self._on_header_block_started,
             }
+        )
+        self.h2.flood_guard = FloodGuard(
+            self.loop.time,
+            backlog=self._write_backlog,
+            ping_min_time=options.keepalive_min_time,
+            permit_pings_without_calls=options.keepalive_permit_without_calls,
+        )
+        self._header_block_timer = HeaderBlockTimer(
+            self.loop, options.header_block_timeout, self.h2.header_block_pending, self._on_header_block_stalled
         )
 
     def connection_made(self, transport: object) -> None:
@@ -176,10 +197,10 @@ class ServerConnection(H2Protocol):
         if self._reset_guard.reset() and not self._calmed:
             self._calm_down()
 
-    def _calm_down(self) -> None:
-        """A rapid-reset flood (CVE-2023-44487): GOAWAY ENHANCE_YOUR_CALM and close."""
+    def _calm_down(self, debug: bytes = b"too many stream resets") -> None:
+        """A flood (rapid reset CVE-2023-44487, or :mod:`transport.http2.flood_guard`'s): GOAWAY ENHANCE_YOUR_CALM and close."""
         self.server.stats.connections_calmed += 1
-        self.h2.send_goaway(self.h2.highest_inbound_stream_id, ErrorCodes.ENHANCE_YOUR_CALM, b"too many stream resets")
+        self.h2.send_goaway(self.h2.highest_inbound_stream_id, ErrorCodes.ENHANCE_YOUR_CALM, debug)
         self.flush()
         for call in list(self.calls.values()):
             call.on_reset()
@@ -191,6 +212,29 @@ class ServerConnection(H2Protocol):
             self.transport.write_eof()
             self.write_closed = True
         self.loop.call_later(LINGER, self.close)
+
+    def _on_header_list_too_large(self, event: HeaderListTooLarge) -> None:
+        """Over SETTINGS_MAX_HEADER_LIST_SIZE: that call fails (grpcio does the same), the connection stays."""
+        self._trailers_only(
+            event.stream_id,
+            StatusCode.RESOURCE_EXHAUSTED,
+            f"request header list is {event.size} bytes, over the server's limit of {event.limit}",
+        )
+
+    def _on_enhance_your_calm(self, event: EnhanceYourCalm) -> None:
+        if not self._calmed:
+            self._calm_down(event.debug)
+
+    def _on_header_block_started(self, event: HeaderBlockStarted) -> None:
+        self._header_block_timer.started(event.block)
+
+    def _on_header_block_stalled(self) -> None:
+        if not self._calmed and not self.closed:
+            self._calm_down(b"header block not finished in time")
+
+    def _write_backlog(self) -> int:
+        """Bytes we wrote that the peer has not yet taken (the flood guard's measure of a peer not reading)."""
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def _on_stream_refused(self, event: StreamRefused) -> None:
         self.server.stats.streams_refused += 1
