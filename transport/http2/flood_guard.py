@@ -64,6 +64,7 @@ class FloodGuard:
         "permit_pings_without_calls",
         "ping_min_time",
         "ping_strikes",
+        "pings",
         "settings_window",
     )
 
@@ -87,6 +88,8 @@ class FloodGuard:
         self.settings_window = settings_window
         self.max_control_backlog = max_control_backlog
         self.ping_strikes = 0
+        #: PINGs (not ACKs) received.
+        self.pings = 0
         self._last_ping: float | None = None
         self._settings = 0
         self._settings_window_start = clock()
@@ -94,6 +97,7 @@ class FloodGuard:
 
     def ping(self, data_sent: bool, active_calls: Callable[[], int]) -> bytes | None:
         """A PING (not an ACK) arrived; ``data_sent``: we sent HEADERS or DATA since the previous one."""
+        self.pings += 1
         now = self._clock()
         last, self._last_ping = self._last_ping, now
         if data_sent:
