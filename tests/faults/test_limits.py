@@ -66,6 +66,8 @@ class Env:
         self.clients: list[RawH2Client] = []
         self.sockets: list[socket.socket] = []
         self.loop_errors: list[dict[str, Any]] = []
+        #: Requests the Echo handler ran for.
+        self.echoed: list[bytes] = []
         loop = asyncio.get_running_loop()
         self._old_handler = loop.get_exception_handler()
         loop.set_exception_handler(lambda _loop, ctx: self.loop_errors.append(ctx))
@@ -75,6 +77,7 @@ class Env:
         server.add_service(Greeter())
 
         async def echo(request: bytes, context: ServicerContext) -> bytes:
+            self.echoed.append(request)
             return request
 
         async def probe(request: bytes, context: ServicerContext) -> bytes:
@@ -97,8 +100,12 @@ class Env:
         return server
 
     async def client(self, server: Server) -> RawH2Client:
+        """A raw client past the handshake: it has read the server's SETTINGS and sent the ACK,
+        so no ACK of ours can land inside a header block a test sends."""
         client = await RawH2Client.connect(server.port)
         self.clients.append(client)
+        while not any(isinstance(f, SettingsFrame) and "ACK" not in f.flags for f in client.received):
+            assert await client.read_frame(2.0) is not None, "the server closed during the handshake"
         return client
 
     async def flood_socket(self, server: Server) -> socket.socket:
@@ -308,6 +315,14 @@ async def test_stalled_header_block_is_closed_after_the_timeout(env: Env) -> Non
 # --- 7. control-frame floods --------------------------------------------------------------------
 
 
+def _small_send_buffer(conn: ServerConnection | None) -> ServerConnection:
+    """Give the server's socket a small kernel send buffer (as on a loaded host), so answers a peer
+    does not read back up into the process within a few hundred KiB instead of several MiB."""
+    assert conn is not None and conn.transport is not None
+    conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * KIB)
+    return conn
+
+
 def _pings(n: int) -> bytes:
     return PingFrame(0, opaque_data=b"12345678").serialize() * n
 
@@ -332,7 +347,7 @@ async def test_ping_flood_gets_too_many_pings(env: Env) -> None:
     server = await env.start()
     sock = await env.flood_socket(server)
     await wait_until(lambda: server.stats.connections_open == 1, 2, "the connection")
-    conn = _connection(server)
+    conn = _small_send_buffer(_connection(server))
     await _flood(sock, _pings(200_000), 64 * KIB, lambda: server.stats.connections_calmed > 0)
     await wait_until(lambda: server.stats.connections_calmed > 0 or _unsent_output(conn) > MIB, 10, "calm or a pile")
     unsent = _unsent_output(conn)
@@ -354,10 +369,7 @@ async def test_ping_flood_with_pings_permitted_is_bounded_by_the_backlog(env: En
     server = await env.start(ServerOptions(keepalive_min_time=0.0, keepalive_permit_without_calls=True))
     sock = await env.flood_socket(server)
     await wait_until(lambda: server.stats.connections_open == 1, 2, "the connection")
-    conn = _connection(server)
-    assert conn is not None and conn.transport is not None
-    # A small kernel send buffer (as on a loaded host), so the answers back up into the process at once.
-    conn.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * KIB)
+    conn = _small_send_buffer(_connection(server))
     peak = 0
 
     def stop() -> bool:
@@ -385,7 +397,7 @@ async def test_settings_flood_gets_enhance_your_calm(env: Env) -> None:
     server = await env.start()
     sock = await env.flood_socket(server)
     await wait_until(lambda: server.stats.connections_open == 1, 2, "the connection")
-    conn = _connection(server)
+    conn = _small_send_buffer(_connection(server))
     flood = SettingsFrame(0, settings={SettingsFrame.MAX_CONCURRENT_STREAMS: 100}).serialize() * 10_000
     await _flood(sock, flood, 16 * KIB, lambda: server.stats.connections_calmed > 0)
     await wait_until(lambda: server.stats.connections_calmed > 0 or _held_input(conn) == 0, 10, "calm")
@@ -484,6 +496,24 @@ async def test_oversized_request_headers_fail_only_that_call(env: Env, shape: st
     assert (await client.stream_result(7)).body == grpc_message(b"after")
     assert client.goaways() == []
     assert server.stats.connections_total == 1
+    await env.assert_serves(server)
+
+
+async def test_oversized_request_trailers_fail_only_that_call(env: Env) -> None:
+    """Request trailers over the limit, after the call started: RESOURCE_EXHAUSTED in its trailers."""
+    server = await env.start()
+    client = await env.client(server)
+    client.send_headers(1, request_headers(ECHO))
+    client.send_data(1, grpc_message(b"body"))
+    client.send_headers(1, [(b"x-big", _hex(20_000))], end_stream=True)
+    result = await client.stream_result(1)
+    assert result.grpc_status == StatusCode.RESOURCE_EXHAUSTED, result
+    assert "over the server's limit of 16384" in result.grpc_message
+    client.send_request(3, ECHO, b"after")
+    assert (await client.stream_result(3)).body == grpc_message(b"after")
+    assert client.goaways() == []
+    assert env.echoed == [b"after"], "the handler ran for the call that failed"
+    assert server.stats.calls_in_flight == 0
     await env.assert_serves(server)
 
 

@@ -215,11 +215,14 @@ class ServerConnection(H2Protocol):
 
     def _on_header_list_too_large(self, event: HeaderListTooLarge) -> None:
         """Over SETTINGS_MAX_HEADER_LIST_SIZE: that call fails (grpcio does the same), the connection stays."""
-        self._trailers_only(
-            event.stream_id,
-            StatusCode.RESOURCE_EXHAUSTED,
-            f"request header list is {event.size} bytes, over the server's limit of {event.limit}",
-        )
+        message = f"request header list is {event.size} bytes, over the server's limit of {event.limit}"
+        call = self.calls.get(event.stream_id)
+        if call is None:
+            self._trailers_only(event.stream_id, StatusCode.RESOURCE_EXHAUSTED, message)
+        elif not call.finished:  # the request's trailers were too large
+            if call.task is not None:
+                call.task.cancel()
+            call.finish(StatusCode.RESOURCE_EXHAUSTED, message)
 
     def _on_enhance_your_calm(self, event: EnhanceYourCalm) -> None:
         if not self._calmed:
