@@ -198,7 +198,7 @@ class ServerConnection(H2Protocol):
             self._calm_down()
 
     def _calm_down(self, debug: bytes = b"too many stream resets") -> None:
-        """A flood (rapid reset CVE-2023-44487, or :mod:`transport.http2.flood_guard`'s): GOAWAY ENHANCE_YOUR_CALM and close."""
+        """A flood (rapid reset CVE-2023-44487, or a flood_guard bound): GOAWAY ENHANCE_YOUR_CALM and close."""
         self.server.stats.connections_calmed += 1
         self.h2.send_goaway(self.h2.highest_inbound_stream_id, ErrorCodes.ENHANCE_YOUR_CALM, debug)
         self.flush()
