@@ -16,10 +16,21 @@ from typing import Any
 def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
     """Run ``coro`` now; None if it finished, else the Task that carries on with it."""
     try:
-        blocked_on = coro.send(None)
+        blocked_on = _unmark(coro.send(None))
     except StopIteration:
         return None
     return asyncio.get_running_loop().create_task(_carry_on(coro, blocked_on))
+
+
+def _unmark(blocked_on: Any) -> Any:
+    """Clear the "being awaited" mark of a future a coroutine yielded, as a Task does at once.
+
+    Left set, the next coroutine to await the same future fails with
+    "await wasn't used with future" (asyncio's C future checks the mark).
+    """
+    if blocked_on is not None:
+        blocked_on._asyncio_future_blocking = False
+    return blocked_on
 
 
 async def _carry_on(coro: Coroutine[Any, Any, None], blocked_on: Any) -> None:
@@ -29,17 +40,14 @@ async def _carry_on(coro: Coroutine[Any, Any, None], blocked_on: Any) -> None:
             if blocked_on is None:  # a bare yield (asyncio.sleep(0))
                 await asyncio.sleep(0)
             else:
-                # The coroutine marked the future as awaited when it yielded it; a
-                # Task clears that mark before waiting, and so must we.
-                blocked_on._asyncio_future_blocking = False
                 await blocked_on
         except BaseException as exc:  # noqa: BLE001 - delivered into the coroutine, as a Task would
             try:
-                blocked_on = coro.throw(exc)
+                blocked_on = _unmark(coro.throw(exc))
             except StopIteration:
                 return
             continue
         try:
-            blocked_on = coro.send(None)
+            blocked_on = _unmark(coro.send(None))
         except StopIteration:
             return

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import math
+import signal
 from typing import Any
 
 from app.commands.errors import CliError, listen_error
@@ -16,6 +19,16 @@ def _address(text: str) -> Address:
         return Address.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _grace(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text!r}")
+    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -32,6 +45,14 @@ def add_parser(sub: Any) -> None:
         "--strategy", choices=["round_robin", "random"], default="round_robin", help="backend per connection"
     )
     p.add_argument("--seed", type=int, default=None, help="seed for --strategy random")
+    p.add_argument(
+        "--grace",
+        type=_grace,
+        default=5.0,
+        metavar="S",
+        help="on SIGINT/SIGTERM, seconds open connections get to end by themselves before they are reset "
+        "(default 5; a second signal resets them at once)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -47,8 +68,8 @@ async def run(args: argparse.Namespace) -> int:
         raise listen_error("the proxy", str(args.listen), exc) from None
     backends = ", ".join(str(b) for b in args.backend)
     print(f"L4 proxy on {address} -> {backends} ({args.strategy} per connection)", flush=True)
-    await wait_for_shutdown_signal()
-    await proxy.stop()
+    sig = await wait_for_shutdown_signal()
+    await _drain(proxy, args.grace, sig)
     for stats in proxy.backends:
         print(
             f"  {stats.address}: {stats.connections_total} connections, "
@@ -56,3 +77,19 @@ async def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     return 0
+
+
+async def _drain(proxy: L4Proxy, grace: float, sig: signal.Signals) -> None:
+    """Stop with ``grace`` (open connections end by themselves); a second SIGINT/SIGTERM resets them at once."""
+    second = asyncio.create_task(wait_for_shutdown_signal())
+    await asyncio.sleep(0)  # let it install its handlers before we say a second signal works
+    print(f"L4 proxy: {sig.name}, stopping (open connections get {grace:g}s; signal again to reset them)", flush=True)
+    stopping = asyncio.create_task(proxy.stop(grace=grace))
+    try:
+        await asyncio.wait({stopping, second}, return_when=asyncio.FIRST_COMPLETED)
+        if not stopping.done():
+            await proxy.stop()  # grace 0: reset what is left; the first stop() returns with it
+        await stopping
+    finally:
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from app.commands.errors import listen_error
+from app.commands.serving import add_health_and_reflection
 from app.commands.signals import wait_for_shutdown_signal
 from app.greeter.service import Greeter
 from transport import Server
@@ -24,6 +25,7 @@ async def run(args: argparse.Namespace) -> int:
         raise listen_error("the server", f"{args.host}:{args.port}", OSError(0, "port must be 0-65535"))
     server = Server(name=args.name)
     server.add_service(Greeter())
+    health = add_health_and_reflection(server)
     try:
         address = await server.start(args.host, args.port)
     except OSError as exc:
@@ -31,6 +33,7 @@ async def run(args: argparse.Namespace) -> int:
     print(f"{args.name} serving helloworld.Greeter on {address}", flush=True)
     sig = await wait_for_shutdown_signal()
     print(f"{args.name}: {sig.name}, stopping (in-flight calls get {args.grace:g}s)", flush=True)
+    health.shutdown()  # NOT_SERVING before the drain starts: probes and Watch clients see it
     await server.stop(grace=args.grace)
     stats = server.stats
     print(f"{args.name}: stopped after {stats.calls_served} calls {stats.status_counts() or ''}".rstrip(), flush=True)

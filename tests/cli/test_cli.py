@@ -298,3 +298,60 @@ def test_call_with_nothing_listening_is_one_line() -> None:
     result = rpcviz("call", f"127.0.0.1:{closed_port()}", "-n", "1", "--timeout", "3")
     assert_one_line_error(result)
     assert "cannot reach" in result.stderr
+
+
+# --- proxy drain (issue 10, point 3) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grace", ["-1", "nan", "soon"])
+def test_proxy_bad_grace_is_one_line(grace: str) -> None:
+    """proxy --grace -1 (or not a number): one line on stderr naming --grace, non-zero exit."""
+    result = rpcviz("proxy", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:1", "--grace", grace)
+    assert_one_line_error(result)
+    assert "--grace" in result.stderr and "0 or more" in result.stderr, result.stderr
+
+
+def test_proxy_sigterm_lets_an_open_connection_finish_then_exits_0(daemons: list[Daemon]) -> None:
+    """SIGTERM with --grace 60: the open connection keeps carrying calls; once the client closes it the proxy
+    exits 0 at once (not after 60 s) and prints its counters."""
+    backend = serve(daemons, "pod-a")
+    proxy = Daemon("proxy", "--listen", "127.0.0.1:0", "--backend", backend, "--grace", "60")
+    daemons.append(proxy)
+    vip = proxy.address()
+    with grpc.insecure_channel(vip) as channel:
+        say_hello = channel.unary_unary(
+            "/helloworld.Greeter/SayHello",
+            request_serializer=HelloRequest.SerializeToString,
+            response_deserializer=HelloReply.FromString,
+        )
+        assert say_hello(HelloRequest(name="Ada"), timeout=5).message == "Hello, Ada!"
+        proxy.proc.send_signal(signal.SIGTERM)
+        assert "SIGTERM, stopping" in proxy.read_line()
+        assert say_hello(HelloRequest(name="Bob"), timeout=5).message == "Hello, Bob!"
+        assert proxy.proc.poll() is None, "the proxy exited while a client connection was open"
+    stdout, stderr = proxy.proc.communicate(timeout=TIMEOUT)  # well inside the 60 s grace
+    out, err = stdout.decode(), stderr.decode()
+    assert proxy.proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert re.search(r": 1 connections, \d+ bytes up, \d+ bytes down, 0 refused", out), out
+
+
+def test_proxy_second_sigterm_resets_open_connections_at_once(daemons: list[Daemon]) -> None:
+    """SIGTERM, then SIGTERM again during a 60 s grace: the proxy resets the open connection and exits 0 now."""
+    backend = serve(daemons, "pod-a")
+    proxy = Daemon("proxy", "--listen", "127.0.0.1:0", "--backend", backend, "--grace", "60")
+    daemons.append(proxy)
+    vip = proxy.address()
+    with grpc.insecure_channel(vip) as channel:
+        say_hello = channel.unary_unary(
+            "/helloworld.Greeter/SayHello",
+            request_serializer=HelloRequest.SerializeToString,
+            response_deserializer=HelloReply.FromString,
+        )
+        assert say_hello(HelloRequest(name="Ada"), timeout=5).message == "Hello, Ada!"
+        proxy.proc.send_signal(signal.SIGTERM)
+        assert "signal again" in proxy.read_line()
+        code, out, err = proxy.terminate()  # the second SIGTERM; well inside the 60 s grace
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert re.search(r": 1 connections, \d+ bytes up, \d+ bytes down, 0 refused", out), out

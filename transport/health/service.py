@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 
+from transport.health import health_pb2
 from transport.health.messages import ServingStatus, decode_request, encode_response
 from transport.server import MethodHandler, ServerCall, unary_stream, unary_unary
 from transport.status import RpcError, StatusCode
 
 CHECK = "/grpc.health.v1.Health/Check"
 WATCH = "/grpc.health.v1.Health/Watch"
+#: grpc.health.v1.Health as protoc describes it, in transport.descriptors.POOL, where
+#: server reflection finds it (the messages themselves are encoded by hand, messages.py).
+DESCRIPTOR = health_pb2.DESCRIPTOR.services_by_name["Health"]
 
 
 class HealthService:

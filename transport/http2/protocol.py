@@ -41,6 +41,8 @@ class ConnectionClosed(Exception):
 
 #: Bytes read from the socket at most per read: the size of each connection's receive buffer.
 READ_BUFFER_SIZE = 64 * 1024
+#: Output queued while handling one read is written once it reaches this size.
+FLUSH_THRESHOLD = 64 * 1024
 
 
 class H2Protocol(asyncio.BufferedProtocol):
@@ -52,6 +54,8 @@ class H2Protocol(asyncio.BufferedProtocol):
     """
 
     client_side = False
+    #: Stop reading while the peer does not read what we write (see :meth:`_dispatch`).
+    pause_reading_on_backpressure = False
 
     def __init__(
         self,
@@ -91,7 +95,11 @@ class H2Protocol(asyncio.BufferedProtocol):
         #: True while data_received dispatches events: it flushes once at its end.
         self._receiving = False
         self._write_paused = False
-        self._writable: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        #: Events of a read left to handle once the peer reads again (backpressure).
+        self._deferred_events: list[Event] = []
+        #: Senders waiting for the socket to drain (resume_writing), one future each.
+        self._writable_waiters: list[asyncio.Future[None]] = []
         # Senders blocked on flow control, by stream id (0 = any).
         self._window_waiters: dict[int, asyncio.Future[None]] = {}
         self.closed = False
@@ -135,10 +143,24 @@ class H2Protocol(asyncio.BufferedProtocol):
         except h2.exceptions.ProtocolError as exc:
             self.on_protocol_error(exc)
             return
-        # Whatever the handlers send is written once, below.
+        if self._deferred_events:  # a read that was under way when reading paused
+            self._deferred_events += events
+            return
+        self._dispatch(events)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """Handle ``events`` in order; whatever the handlers send is written once, at the end.
+
+        With ``pause_reading_on_backpressure`` (the server), dispatching stops as soon
+        as the socket's write buffer is over its high-water mark: the rest of the
+        events wait, and reading is paused, until the peer has read what we wrote.
+        A peer that sends requests but does not read the answers then holds at most
+        one read of ours, not every answer it asked for.
+        """
         self._receiving = True
         handlers = self._handlers
-        for event in events:
+        defer = self.pause_reading_on_backpressure
+        for index, event in enumerate(events):
             handler = handlers.get(type(event))
             if handler is not None:
                 try:
@@ -147,49 +169,91 @@ class H2Protocol(asyncio.BufferedProtocol):
                     # One stream's answer met a stream the peer already closed (e.g.
                     # RST_STREAM in the same read): drop that answer, keep the connection.
                     log.debug("%s: event %s on a closed stream: %s", self.peer, type(event).__name__, exc)
+                except Exception as exc:  # noqa: BLE001 - one stream's failure must not end the connection
+                    self._event_failed(event, exc)
+            if defer and self._write_paused and index + 1 < len(events):
+                self._deferred_events = events[index + 1 :]
+                break
         self._receiving = False
         self.flush()
 
+    def _event_failed(self, event: Event, exc: Exception) -> None:
+        """A handler raised (a bug of ours): fail that stream only, never the connection."""
+        stream_id = getattr(event, "stream_id", 0)
+        log.error("%s: handling %s on stream %s failed: %r", self.peer, type(event).__name__, stream_id, exc)
+        if stream_id:
+            self.stream_failed(stream_id, f"internal error handling {type(event).__name__}: {type(exc).__name__}")
+
+    def stream_failed(self, stream_id: int, reason: str) -> None:
+        """End ``stream_id`` after an internal error (RST_STREAM INTERNAL_ERROR); subclasses also fail its call."""
+        with contextlib.suppress(Exception):
+            self.h2.reset_stream(stream_id, ErrorCodes.INTERNAL_ERROR)
+
+    @property
+    def write_paused(self) -> bool:
+        """The socket's write buffer is over its high-water mark: the peer is not reading."""
+        return self._write_paused
+
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self.pause_reading_on_backpressure and self.transport is not None and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        waiter, self._writable = self._writable, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiters, self._writable_waiters = self._writable_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._deferred_events and not self.closed:
+            events, self._deferred_events = self._deferred_events, []
+            self._dispatch(events)
+        if self._reading_paused and not self._write_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._deferred_events = []
         for waiter in self._window_waiters.values():
             if not waiter.done():
                 waiter.set_exception(ConnectionClosed("connection closed"))
         self._window_waiters.clear()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(ConnectionClosed("connection closed"))
+        waiters, self._writable_waiters = self._writable_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionClosed("connection closed"))
 
     # --- writing ----------------------------------------------------------
 
     def flush(self) -> None:
         """Write whatever h2 has queued, in one ``transport.write``."""
         data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.closed and not self.write_closed:
-            self.transport.write(data)
+        transport = self.transport
+        if data and transport is not None and not self.closed and not self.write_closed and not transport.is_closing():
+            transport.write(data)
 
     def schedule_flush(self) -> None:
         """Write what is queued: at the end of the read being processed, else now.
 
         Writing at once (rather than batching into a later loop turn) lets the peer
         start on a response while we produce the next: on two cores that overlap
-        doubles throughput and cuts latency (see bench/).
+        doubles throughput and cuts latency (see bench/). Within a read, output is
+        written once it reaches ``FLUSH_THRESHOLD``, so that the socket's
+        backpressure (``pause_writing``) is seen before a read's answers pile up.
         """
-        if not self._receiving:
+        if not self._receiving or len(self.h2._data_to_send) >= FLUSH_THRESHOLD:
             self.flush()
 
     def try_send_data(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
-        """Send ``data`` now if the windows allow it in one frame; the fast path."""
+        """Send ``data`` now if the windows allow it in one frame and the socket is not backed up; the fast path."""
         h2c = self.h2
-        if len(data) <= h2c.max_outbound_frame_size and len(data) <= h2c.local_flow_control_window(stream_id):
+        if (
+            not self._write_paused
+            and len(data) <= h2c.max_outbound_frame_size
+            and len(data) <= h2c.local_flow_control_window(stream_id)
+        ):
             h2c.send_data(stream_id, data, end_stream=end_stream)
             return True
         return False
@@ -202,7 +266,7 @@ class H2Protocol(asyncio.BufferedProtocol):
             if self.closed:
                 raise ConnectionClosed("connection closed")
             if self._write_paused:
-                await self._wait_writable()
+                await self.wait_writable()
                 continue
             window = min(h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size)
             if window <= 0 and len(view):
@@ -215,10 +279,23 @@ class H2Protocol(asyncio.BufferedProtocol):
             if last:
                 return
 
-    async def _wait_writable(self) -> None:
-        if self._writable is None:
-            self._writable = self.loop.create_future()
-        await self._writable
+    async def wait_writable(self) -> None:
+        """Wait until the socket's write buffer drains below its low-water mark.
+
+        Each waiter has its own future: a sender cancelled while waiting (its
+        deadline, a reset) must not cancel the wait of the others.
+        """
+        if self.closed:
+            raise ConnectionClosed("connection closed")
+        if not self._write_paused:
+            return
+        waiter = self.loop.create_future()
+        self._writable_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not waiter.done() and waiter in self._writable_waiters:
+                self._writable_waiters.remove(waiter)
 
     async def _wait_window(self, stream_id: int) -> None:
         waiter = self._window_waiters.get(stream_id)

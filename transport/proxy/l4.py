@@ -11,13 +11,22 @@ lands in the proxy's one preallocated buffer (rather than a fresh 256 KiB
 peer transport's ``write``, with no task or queue in between. Backpressure is
 transport-level: when one side's write buffer passes ``high_water``, reading
 from the other side is paused.
+
+How a pair ends mirrors how its sides ended: a half-close (EOF) is passed on
+as a half-close, and the pair closes cleanly once both directions have ended;
+a side that is reset (``connection_lost`` with an error) makes the proxy
+reset the other side too (an abortive close, RST), so a truncated stream
+never looks like a complete one to the peer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
+import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -80,6 +89,25 @@ def _peer_address(transport: asyncio.BaseTransport) -> Address:
 
 #: Bytes read from a socket at most per read (the proxy's one read buffer).
 READ_BUFFER_SIZE = 64 * 1024
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
+"""``SO_LINGER`` on with a zero timeout: ``close()`` sends RST instead of FIN."""
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Abortive close: drop what is buffered and make the kernel send RST, so the peer sees ECONNRESET.
+
+    ``transport.abort()`` alone only skips the flush; the socket's close still
+    sends a FIN when no input is pending, which a peer cannot tell from a
+    complete stream.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        except OSError:  # already closed: nothing left to reset
+            pass
+    transport.abort()
 
 
 class _ClientSide(asyncio.BufferedProtocol):
@@ -150,8 +178,8 @@ class _ClientSide(asyncio.BufferedProtocol):
             self.peer.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """The client connection is gone: tear the pair down."""
-        self.teardown()
+        """The client connection is gone: tear the pair down (a reset is passed on as a reset)."""
+        self.teardown(abort=exc is not None)
 
     # -- pair management ----------------------------------------------------------
 
@@ -185,7 +213,7 @@ class _ClientSide(asyncio.BufferedProtocol):
         self.transport.resume_reading()
 
     def teardown(self, *, abort: bool = False) -> None:
-        """Close both sides once (gracefully, flushing buffers, unless ``abort``)."""
+        """Close both sides once: gracefully, flushing buffers, or with ``abort`` reset both (RST)."""
         if self.closed:
             return
         self.closed = True
@@ -194,7 +222,7 @@ class _ClientSide(asyncio.BufferedProtocol):
             task.cancel()
         for t in (self.transport, self.peer):
             if t is not None:
-                t.abort() if abort else t.close()
+                _reset(t) if abort else t.close()
         if self.attached:
             self.stats.connections_open -= 1
         self.proxy._finished(self)
@@ -243,8 +271,8 @@ class _BackendSide(asyncio.BufferedProtocol):
         self.owner.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """The backend connection is gone: tear the pair down."""
-        self.owner.teardown()
+        """The backend connection is gone: tear the pair down (a reset is passed on as a reset)."""
+        self.owner.teardown(abort=exc is not None)
 
 
 class L4Proxy:
@@ -289,6 +317,8 @@ class L4Proxy:
         self._clients: set[_ClientSide] = set()
         self._connections: dict[int, ConnectionInfo] = {}
         self._listeners: list[Listener] = []
+        self._drained: asyncio.Event | None = None
+        """Set once no pair is left, while :meth:`stop` drains."""
         #: Where every read of every pair lands before it is forwarded (one loop, one read at a time).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
 
@@ -352,11 +382,38 @@ class L4Proxy:
                 total += client.peer.get_write_buffer_size()
         return total
 
-    async def stop(self) -> None:
-        """Close the listener and abort every relayed connection; idempotent."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop accepting at once; let open pairs end by themselves for ``grace`` seconds, then reset the rest.
+
+        This is the drain of a real L4 balancer: nginx ``stream`` closes its
+        listeners on a graceful shutdown and keeps relaying established
+        sessions until they end or ``worker_shutdown_timeout`` passes; Envoy's
+        ``tcp_proxy`` drains a listener the same way (it cannot ask a byte
+        stream to finish); an AWS NLB keeps a deregistered target's
+        connections for its deregistration delay. Knowing nothing of HTTP/2,
+        the proxy cannot send a GOAWAY: "ending by itself" means the client or
+        the backend closes (both directions, EOF or reset), and the pair keeps
+        relaying both ways until then, so answers already written are
+        delivered. Pairs still open when the grace runs out are reset (RST),
+        so neither peer mistakes the cut for a clean end.
+
+        ``grace=0`` (the default) resets every pair at once. Idempotent; a
+        second call with a shorter grace cuts a running drain short.
+        """
+        if not grace >= 0 or math.isinf(grace):
+            raise ValueError(f"grace must be a finite number of seconds >= 0, not {grace}.")
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        if grace > 0 and self._clients:
+            drained = self._drained
+            if drained is None or drained.is_set():  # set: left over from before a restart
+                drained = self._drained = asyncio.Event()
+            try:
+                async with asyncio.timeout(grace):
+                    await drained.wait()
+            except TimeoutError:
+                logger.debug("L4 proxy: %d pairs still open after %gs; resetting them", len(self._clients), grace)
         clients = list(self._clients)
         tasks = [c.connect_task for c in clients if c.connect_task is not None]
         for client in clients:
@@ -443,6 +500,8 @@ class L4Proxy:
     def _finished(self, client: _ClientSide) -> None:
         """Forget a torn-down client connection and notify listeners."""
         self._clients.discard(client)
+        if not self._clients and self._drained is not None:
+            self._drained.set()
         if client.attached:
             info = client.info
             info.closed_at = time.monotonic()

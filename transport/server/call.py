@@ -23,6 +23,7 @@ from transport.wire import MessageDecoder, encode_message, percent_encode
 
 if TYPE_CHECKING:
     from transport.server.connection import ServerConnection
+    from transport.server.streaming import RequestStream
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class ServerCall:
         "decoder",
         "finished",
         "handler",
+        "inbox",
         "method",
         "request_ended",
         "requests",
@@ -78,6 +80,8 @@ class ServerCall:
         self._trailing_metadata: list[tuple[bytes, bytes]] = []
         self.finished = False
         self.request_ended = False
+        #: STREAM_STREAM only: the running handler's request messages (streaming.py).
+        self.inbox: RequestStream | None = None
         if timeout is not None:
             loop = conn.loop
             self._deadline: float | None = loop.time() + timeout
@@ -127,6 +131,9 @@ class ServerCall:
 
     def start(self) -> None:
         """The request is complete: run the handler."""
+        if self.inbox is not None:  # STREAM_STREAM: its handler runs already; end its requests
+            self.inbox.end()
+            return
         if len(self.requests) != 1:
             self.finish(
                 StatusCode.INTERNAL if self.requests else StatusCode.UNIMPLEMENTED,
@@ -153,6 +160,8 @@ class ServerCall:
         conn = self._conn
         data = encode_message(payload)
         h2c = conn.h2
+        if conn.write_paused:
+            return False  # the peer is not reading: wait in send_message, hold nothing more
         if (
             not self._headers_sent
             and self.request_ended
@@ -224,6 +233,8 @@ class ServerCall:
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None
+        if self.inbox is not None:  # STREAM_STREAM: stop a handler that may be waiting for requests
+            self.inbox.close(self.task)
         self._conn.call_finished(self, code)
 
 

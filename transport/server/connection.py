@@ -7,9 +7,11 @@ import contextlib
 from typing import TYPE_CHECKING
 
 import h2.events
+import h2.exceptions
 from h2.errors import ErrorCodes
 
 from transport.http2 import (
+    ConnectionClosed,
     EnhanceYourCalm,
     FloodGuard,
     H2Protocol,
@@ -20,22 +22,34 @@ from transport.http2 import (
     StreamRefused,
 )
 from transport.server.call import ServerCall
+from transport.server.goaway import GracefulGoaway
+from transport.server.handlers import Cardinality
+from transport.server.keepalive import ConnectionKeepalive
 from transport.server.reset_guard import ResetGuard
+from transport.server.streaming import start_stream_stream
 from transport.status import RpcError, StatusCode
 from transport.wire import decode_timeout, percent_encode
 
 if TYPE_CHECKING:
+    from transport.server.acceptor import Acceptor
     from transport.server.server import Server
 
 _STATUS_BYTES = [str(int(code)).encode() for code in StatusCode]
-#: Seconds a connection we told to go away keeps draining input before it closes.
+#: Seconds a connection we half-closed waits for the client to close before it is aborted.
 LINGER = 5.0
+#: The same wait after the grace period ran out (Server.stop): the calls are already answered.
+ABORT_LINGER = 1.0
+#: The same wait for an idle connection shed at the connection cap: others wait for its place.
+SHED_LINGER = 0.5
+#: Methods that take exactly one request message: a second one is an error at once.
+_ONE_REQUEST = frozenset({Cardinality.UNARY_UNARY, Cardinality.UNARY_STREAM})
 
 
 class ServerConnection(H2Protocol):
     """Owns one accepted socket and its H2Connection; runs a ServerCall per stream."""
 
     client_side = False
+    pause_reading_on_backpressure = True
 
     def __init__(self, server: Server) -> None:
         options = server.options
@@ -45,19 +59,33 @@ class ServerConnection(H2Protocol):
             max_header_list_size=options.max_header_list_size,
         )
         self.server = server
+        #: The accept loop that let this connection in (told when it closes).
+        self.acceptor: Acceptor | None = server.acceptor
         self.calls: dict[int, ServerCall] = {}
         self.server_headers = server.response_headers
+        #: A GOAWAY went out: the connection ends once its calls are done.
         self.draining = False
-        self._goaway_stream_id = 0
-        self._idle_timer: asyncio.TimerHandle | None = None
+        #: Loop time since which no call has been outstanding.
+        self.idle_since = self.loop.time()
+        self._goaway: GracefulGoaway | None = None
+        #: Non-gRPC answers (415/405) still being sent under flow control.
+        self._replies: set[asyncio.Task[None]] = set()
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._keepalive: ConnectionKeepalive | None = None
         self._reset_guard = ResetGuard(self.loop.time)
-        self._calmed = False
+        #: We half-closed: input is read and dropped until the client closes too.
+        self._half_closed = False
+        self._peer_eof = False
+        self._linger_timer: asyncio.TimerHandle | None = None
+        #: How long the half-closed connection waits for the client (shorter after abort()).
+        self._linger = LINGER
         self._handlers.update(
             {
                 h2.events.RequestReceived: self._on_request,
                 h2.events.DataReceived: self._on_data,
                 h2.events.StreamEnded: self._on_stream_ended,
                 h2.events.StreamReset: self._on_stream_reset,
+                h2.events.PingAckReceived: self._on_ping_ack,
                 StreamRefused: self._on_stream_refused,
                 MalformedRequest: self._on_malformed_request,
                 HeaderListTooLarge: self._on_header_list_too_large,
@@ -77,39 +105,78 @@ class ServerConnection(H2Protocol):
 
     def connection_made(self, transport: object) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
+        options = self.server.options
+        self._handshake_timer = self.loop.call_later(options.handshake_timeout, self._on_handshake_timeout)
+        if options.max_connection_age is not None or options.max_connection_idle is not None:
+            self._keepalive = ConnectionKeepalive(
+                self.loop,
+                max_connection_age=options.max_connection_age,
+                max_connection_age_grace=options.max_connection_age_grace,
+                max_connection_idle=options.max_connection_idle,
+                go_away=self._keepalive_go_away,
+                force_close=self.abort,
+                rng=self.server.rng,
+            )
         self.server.connection_opened(self)
-        self._idle_timer = self.loop.call_later(self.server.options.handshake_timeout, self._on_handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if not self._calmed:
+        if not self._half_closed:
             super().data_received(data)
+
+    def eof_received(self) -> bool:
+        """The client closed its side: close ours once nothing is left to answer."""
+        self._peer_eof = True
+        # True: keep the transport open to answer the calls first (_maybe_close closes it);
+        # False: asyncio closes it now.
+        return not self._half_closed and bool(self.calls or self._replies)
 
     def _on_remote_settings(self, event: h2.events.RemoteSettingsChanged) -> None:
         # The handshake is done when the client's SETTINGS arrive (not at its first byte).
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         super()._on_remote_settings(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        for timer in (self._handshake_timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        if self._goaway is not None:
+            self._goaway.cancel()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         for call in list(self.calls.values()):
             call.on_reset()
-        self.server.connection_closed(self)
+        for task in list(self._replies):
+            task.cancel()
+        self.server.connection_closed(self, self.acceptor)
 
     def _on_handshake_timeout(self) -> None:
-        self._idle_timer = None
+        self._handshake_timer = None
         self.close()
+
+    @property
+    def max_age(self) -> float | None:
+        """This connection's MAX_CONNECTION_AGE after jitter, None when unlimited."""
+        return self._keepalive.age if self._keepalive is not None else None
+
+    def stream_failed(self, stream_id: int, reason: str) -> None:
+        call = self.calls.get(stream_id)
+        if call is not None:
+            call.finish(StatusCode.INTERNAL, reason)
+        else:
+            super().stream_failed(stream_id, reason)
 
     # --- events -----------------------------------------------------------
 
     def _on_request(self, event: h2.events.RequestReceived) -> None:
-        if self._calmed:
-            return  # told to go away: the rest of this read is ignored
+        if self._half_closed:
+            return  # we are closing: the rest of this read is ignored
         stream_id = event.stream_id
-        if self.draining and stream_id > self._goaway_stream_id:
+        goaway = self._goaway
+        if goaway is not None and goaway.last_stream_id is not None and stream_id > goaway.last_stream_id:
+            # Sent after our final GOAWAY: not processed, so the client may retry it elsewhere.
             if self._stream_open(stream_id):
                 self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
@@ -159,9 +226,13 @@ class ServerConnection(H2Protocol):
             self.server.options.max_receive_message_length,
             None,
         )
+        if not self.calls and self._keepalive is not None:
+            self._keepalive.set_busy(True)
         self.calls[stream_id] = call
         self.server.stats.call_started()
         self._reset_guard.stream_opened()
+        if handler.cardinality is Cardinality.STREAM_STREAM:
+            start_stream_stream(call, self.loop)  # runs from the headers on; _on_data feeds it
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id
@@ -174,8 +245,17 @@ class ServerConnection(H2Protocol):
             return
         try:
             call.requests += call.decoder.feed(event.data)
+            if call.inbox is not None:  # STREAM_STREAM: hand the messages to the running handler
+                call.inbox.take(call.requests)
         except RpcError as exc:
             call.finish(exc.code, exc.details)
+            return
+        if len(call.requests) > 1 and call.handler.cardinality in _ONE_REQUEST:
+            # grpc fails such a call at once rather than buffering what follows.
+            call.finish(
+                StatusCode.INTERNAL,
+                f"{call.method} takes one request message, but the client sent more than one",
+            )
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         call = self.calls.get(event.stream_id)
@@ -194,24 +274,21 @@ class ServerConnection(H2Protocol):
         if call is not None:
             call.on_reset()
         self.wake_sender(event.stream_id)
-        if self._reset_guard.reset() and not self._calmed:
-            self._calm_down()
+        if self._reset_guard.reset() and not self._half_closed:
+            self._calm_down(b"too many stream resets")
 
-    def _calm_down(self, debug: bytes = b"too many stream resets") -> None:
-        """A flood (rapid reset CVE-2023-44487, or a flood_guard bound): GOAWAY ENHANCE_YOUR_CALM and close."""
+    def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
+        if self._goaway is not None:
+            self._goaway.on_ping_ack(event.ping_data)
+
+    def _calm_down(self, reason: bytes) -> None:
+        """Abuse (a rapid-reset flood, CVE-2023-44487, and the like): GOAWAY ENHANCE_YOUR_CALM and close."""
         self.server.stats.connections_calmed += 1
-        self.h2.send_goaway(self.h2.highest_inbound_stream_id, ErrorCodes.ENHANCE_YOUR_CALM, debug)
-        self.flush()
+        self.draining = True
+        self.h2.send_goaway(self.h2.highest_inbound_stream_id, ErrorCodes.ENHANCE_YOUR_CALM, reason)
         for call in list(self.calls.values()):
             call.on_reset()
-        # Half-close after the GOAWAY and keep reading (discarding) until the client
-        # closes too, or LINGER passes: closing now, with its flood still arriving,
-        # would send a RST that can destroy the GOAWAY before the client reads it.
-        self._calmed = True
-        if self.transport is not None and self.transport.can_write_eof():
-            self.transport.write_eof()
-            self.write_closed = True
-        self.loop.call_later(LINGER, self.close)
+        self._half_close(LINGER)
 
     def _on_header_list_too_large(self, event: HeaderListTooLarge) -> None:
         """Over SETTINGS_MAX_HEADER_LIST_SIZE: that call fails (grpcio does the same), the connection stays."""
@@ -225,14 +302,14 @@ class ServerConnection(H2Protocol):
             call.finish(StatusCode.RESOURCE_EXHAUSTED, message)
 
     def _on_enhance_your_calm(self, event: EnhanceYourCalm) -> None:
-        if not self._calmed:
+        if not self._half_closed:
             self._calm_down(event.debug)
 
     def _on_header_block_started(self, event: HeaderBlockStarted) -> None:
         self._header_block_timer.started(event.block)
 
     def _on_header_block_stalled(self) -> None:
-        if not self._calmed and not self.closed:
+        if not self._half_closed and not self.closed:
             self._calm_down(b"header block not finished in time")
 
     def _write_backlog(self) -> int:
@@ -262,9 +339,26 @@ class ServerConnection(H2Protocol):
                 (b"content-length", str(len(body)).encode()),
             ],
         )
-        self.h2.send_data(stream_id, body, end_stream=True)
-        self._end_unfinished_request(stream_id)
         self.server.stats.rejected_requests += 1
+        if self.try_send_data(stream_id, body, True):
+            self._end_unfinished_request(stream_id)
+            return
+        # The client's window is smaller than the body: send it as the window opens.
+        task = self.loop.create_task(self._send_reply_body(stream_id, body))
+        self._replies.add(task)
+        task.add_done_callback(self._reply_sent)
+
+    async def _send_reply_body(self, stream_id: int, body: bytes) -> None:
+        try:
+            await self.send_data(stream_id, body, True)
+        except (ConnectionClosed, h2.exceptions.ProtocolError):
+            return  # the client reset the stream or left
+        self._end_unfinished_request(stream_id)
+        self.schedule_flush()
+
+    def _reply_sent(self, task: asyncio.Task[None]) -> None:
+        self._replies.discard(task)
+        self._maybe_close()
 
     def _trailers_only(self, stream_id: int, code: StatusCode, message: str) -> None:
         if not self._stream_open(stream_id):
@@ -293,27 +387,90 @@ class ServerConnection(H2Protocol):
     def call_finished(self, call: ServerCall, code: StatusCode) -> None:
         if self.calls.pop(call.stream_id, None) is not None:
             self.server.stats.call_finished(code, call.method)
-        if self.draining and not self.calls:
-            self.schedule_flush()
-            self.loop.call_soon(self.close)
+        if not self.calls:
+            self.idle_since = self.loop.time()
+            if self._keepalive is not None:
+                self._keepalive.set_busy(False)
+            if self.draining or self._peer_eof:
+                self._maybe_close()
 
-    def drain(self) -> None:
-        """Send GOAWAY: running calls finish, newer streams are refused, then close."""
-        if self.draining:
+    def go_away(self, debug: bytes = b"") -> None:
+        """Send the connection away gracefully (:mod:`.goaway`): running calls and the
+        ones already on their way finish, later ones are refused, then it closes."""
+        if self.draining or self.closed:
             return
         self.draining = True
-        self._goaway_stream_id = self.h2.highest_inbound_stream_id
-        self.h2.send_goaway(self._goaway_stream_id)
+        self._goaway = GracefulGoaway(self.h2, self.loop, debug, self._on_final_goaway)
+        self.schedule_flush()
+
+    def shed(self) -> None:
+        """Close an idle connection to make room (the server is at its connection cap):
+        the final GOAWAY at once, without waiting for a PING, and a short linger."""
+        if self.draining or self.closed or self.calls:
+            return
+        self._linger = SHED_LINGER
+        self.go_away(b"max_idle")
+        assert self._goaway is not None
+        self._goaway.finalize()
+
+    def _keepalive_go_away(self, debug: bytes) -> None:
+        if not self.draining:
+            if debug == b"max_age":
+                self.server.stats.connections_aged += 1
+            else:
+                self.server.stats.connections_idled += 1
+        self.go_away(debug)
+
+    def _on_final_goaway(self, last_stream_id: int) -> None:
+        self.schedule_flush()
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        """Close once nothing is left to answer: after the final GOAWAY, or after the client's EOF."""
+        if self.calls or self._replies or self._half_closed or self.closed:
+            return
+        if self._peer_eof:
+            self.flush()
+            self.close()
+        elif self._goaway is not None and self._goaway.last_stream_id is not None:
+            self._half_close(self._linger)
+
+    def _half_close(self, linger: float) -> None:
+        """Write what is queued, half-close, and let the client close (read and drop until then).
+
+        Closing with unread input would make the kernel answer with RST, and the
+        client could lose responses that were already written. If the client has
+        not closed after ``linger`` seconds, the socket is aborted.
+        """
         self.flush()
-        if not self.calls:
-            self.loop.call_soon(self.close)
+        self._half_closed = True
+        transport = self.transport
+        if self._peer_eof or transport is None or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self.write_closed = True
+        self._linger_timer = self.loop.call_later(linger, self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._linger_timer = None
+        if self.transport is not None:
+            self.transport.abort()
 
     def abort(self) -> None:
-        """Cancel every call and close now."""
+        """The grace is over: end every call with UNAVAILABLE, send a final GOAWAY and close."""
+        if self.closed or self._half_closed:
+            return
+        self._linger = ABORT_LINGER
+        if self._goaway is None:
+            self.draining = True
+            self._goaway = GracefulGoaway(self.h2, self.loop, b"", self._on_final_goaway)
         for call in list(self.calls.values()):
             call.finish(StatusCode.UNAVAILABLE, "server shutting down")
-        self.flush()
-        self.close()
+        for task in list(self._replies):
+            task.cancel()
+        self._goaway.finalize()  # closes via _maybe_close once the replies' tasks are gone
+        self._maybe_close()
 
 
 _INTERESTING = frozenset({b":method", b":path", b"content-type", b"te", b"grpc-timeout", b"grpc-encoding"})

@@ -23,6 +23,9 @@ class Cardinality(enum.Enum):
 
     UNARY_UNARY = "unary_unary"
     UNARY_STREAM = "unary_stream"
+    #: Both sides stream. Minimal for now (see transport/server/streaming.py): the
+    #: handler starts at the request headers and iterates the request messages.
+    STREAM_STREAM = "stream_stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +33,8 @@ class MethodHandler:
     """A registered method: the coroutine to run and how to (de)serialize messages.
 
     ``fn(request, context)`` returns the response (UNARY_UNARY) or is an async
-    generator of responses (UNARY_STREAM).
+    generator of responses (UNARY_STREAM); ``fn(requests, context)`` takes an
+    async iterator of requests and is an async generator of responses (STREAM_STREAM).
     """
 
     cardinality: Cardinality
@@ -55,6 +59,15 @@ def unary_stream(
 ) -> MethodHandler:
     """A handler taking one request and yielding a stream of responses."""
     return MethodHandler(Cardinality.UNARY_STREAM, fn, request_deserializer, response_serializer)
+
+
+def stream_stream(
+    fn: Callable[[AsyncIterator[Any], ServerCall], AsyncIterator[Any]],
+    request_deserializer: Deserializer = _identity,
+    response_serializer: Serializer = _identity,
+) -> MethodHandler:
+    """A handler iterating a stream of requests and yielding a stream of responses."""
+    return MethodHandler(Cardinality.STREAM_STREAM, fn, request_deserializer, response_serializer)
 
 
 class Service(Protocol):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
 from transport.address import Address
 from transport.http2 import DEFAULT_MAX_HEADER_LIST_SIZE, DEFAULT_WINDOW_SIZE
+from transport.server.acceptor import Acceptor, default_max_connections, open_listener
 from transport.server.connection import ServerConnection
 from transport.server.handlers import MethodHandler, Service
 from transport.status import StatusCode
@@ -20,6 +23,8 @@ log = logging.getLogger(__name__)
 #: Response metadata key with the answering server's name, so a client
 #: behind a proxy can see where its call landed.
 SERVER_NAME_KEY = "rpcviz-server"
+#: Idle connections shed at most each time the connection cap is hit.
+SHED_BATCH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,14 @@ class ServerStats:
     malformed_requests: int = 0
     #: Connections closed for a rapid-reset flood (GOAWAY ENHANCE_YOUR_CALM).
     connections_calmed: int = 0
+    #: Connections sent away by MAX_CONNECTION_AGE / MAX_CONNECTION_IDLE (gRFC A9),
+    #: or to make room at the connection cap.
+    connections_aged: int = 0
+    connections_idled: int = 0
+    #: Times accepting stopped because the connection cap was reached (or descriptors ran out),
+    #: and idle connections shed then to make room.
+    connection_cap_reached: int = 0
+    connections_shed: int = 0
     calls_by_status: list[int] = field(default_factory=lambda: [0] * len(StatusCode))
     #: Per method path: finished calls by status code (handlers that ran).
     calls_by_method: dict[str, list[int]] = field(default_factory=dict)
@@ -119,10 +132,12 @@ class Server:
         self.response_headers: list[tuple[bytes, bytes]] = (
             [(SERVER_NAME_KEY.encode(), name.encode("ascii"))] if name else []
         )
-        self._server: asyncio.Server | None = None
+        self._acceptor: Acceptor | None = None
         self._connections: set[ServerConnection] = set()
         self._address: Address | None = None
         self._all_closed: asyncio.Event | None = None
+        #: Seeds the per-connection jitter of MAX_CONNECTION_AGE / _IDLE.
+        self.rng = random.Random()
 
     def add_method(self, path: str, handler: MethodHandler) -> None:
         if not path.startswith("/") or path.count("/") != 2:
@@ -139,12 +154,19 @@ class Server:
 
         A stopped (or killed) server may be started again; its counters carry on.
         """
-        loop = asyncio.get_running_loop()
         self._all_closed = asyncio.Event()
         self._all_closed.set()
-        self._server = await loop.create_server(lambda: ServerConnection(self), host, port)
-        sockname = self._server.sockets[0].getsockname()
+        sock = await open_listener(host, port)
+        sockname = sock.getsockname()
         self._address = Address(sockname[0], sockname[1])
+        cap = self.options.max_connections
+        self._acceptor = Acceptor(
+            sock,
+            lambda: ServerConnection(self),
+            cap if cap is not None else default_max_connections(),
+            self._make_room,
+        )
+        self._acceptor.start()
         return self._address
 
     @property
@@ -159,16 +181,15 @@ class Server:
 
     @property
     def serving(self) -> bool:
-        return self._server is not None
+        return self._acceptor is not None
 
     async def stop(self, grace: float | None = 5.0) -> None:
-        """Stop gracefully: refuse new connections, send GOAWAY, let running calls
-        finish for up to ``grace`` seconds, then cancel what is left and close."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        """Stop gracefully: refuse new connections, send every connection away with
+        grpc's graceful GOAWAY, let running calls finish for up to ``grace`` seconds,
+        then end what is left with UNAVAILABLE and close."""
+        self._stop_accepting()
         for conn in list(self._connections):
-            conn.drain()
+            conn.go_away()
         if self._all_closed is not None and self._connections:
             try:
                 await asyncio.wait_for(self._all_closed.wait(), grace)
@@ -176,20 +197,34 @@ class Server:
                 for conn in list(self._connections):
                     conn.abort()
                 await self._all_closed.wait()
-        if server is not None:
-            await server.wait_closed()
 
     def kill(self) -> None:
         """Stop abruptly, like a crashed process: close every socket, send nothing more."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        self._stop_accepting()
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.abort()
 
+    def _stop_accepting(self) -> None:
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is not None:
+            acceptor.close()
+
+    def _make_room(self) -> None:
+        """At the connection cap (or out of descriptors): shed the connections idle longest.
+
+        They carry no call, so nothing is lost: each gets GOAWAY at once and a short
+        linger (:meth:`ServerConnection.shed`); the clients waiting in the backlog
+        take their places.
+        """
+        self.stats.connection_cap_reached += 1
+        idle = [c for c in self._connections if not c.calls and not c.draining]
+        for conn in heapq.nsmallest(SHED_BATCH, idle, key=lambda c: c.idle_since):
+            self.stats.connections_shed += 1
+            conn.shed()
+
     async def __aenter__(self) -> Self:
-        if self._server is None:
+        if self._acceptor is None:
             await self.start()
         return self
 
@@ -204,12 +239,23 @@ class Server:
         self.stats.connections_total += 1
         if self._all_closed is not None:
             self._all_closed.clear()
-        if self._server is None:  # accepted while stopping
-            conn.drain()
+        if self._acceptor is None:  # accepted while stopping
+            conn.go_away()
 
-    def connection_closed(self, conn: ServerConnection) -> None:
+    def connection_closed(self, conn: ServerConnection, acceptor: Acceptor | None) -> None:
         if conn in self._connections:
             self._connections.discard(conn)
             self.stats.connections_open -= 1
+        if acceptor is not None:
+            acceptor.release()
         if not self._connections and self._all_closed is not None:
             self._all_closed.set()
+
+    def connection_ages(self) -> list[float | None]:
+        """Each open connection's MAX_CONNECTION_AGE after jitter (None where unlimited)."""
+        return [conn.max_age for conn in self._connections]
+
+    @property
+    def acceptor(self) -> Acceptor | None:
+        """The accept loop while serving (its counters: ``active``, ``exhaustions``)."""
+        return self._acceptor
