@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass, field
 
 import hpack
@@ -276,3 +277,52 @@ class RawH2Client:
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.transport.abort()
+
+
+async def open_flood_socket(port: int, *, rcvbuf: int = 4096) -> socket.socket:
+    """A connected non-blocking socket that has sent the preface and SETTINGS, for a client that
+    writes and never reads: its small receive buffer makes the server's answers back up at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect: sets the window scale
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), 2)
+        await asyncio.wait_for(loop.sock_sendall(sock, PREFACE + SettingsFrame(0).serialize()), 2)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def read_socket_frames(sock: socket.socket, timeout: float = 5.0) -> tuple[list[Frame], bool]:
+    """Read and parse frames from ``sock`` until EOF or a reset (True) or ``timeout`` seconds pass (False)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    data = bytearray()
+    closed = False
+    while True:
+        left = end - loop.time()
+        if left <= 0:
+            break
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), left)
+        except TimeoutError:
+            break
+        except ConnectionError:
+            closed = True
+            break
+        if not chunk:
+            closed = True
+            break
+        data += chunk
+    frames: list[Frame] = []
+    view = memoryview(bytes(data))
+    while len(view) >= 9:
+        frame, length = Frame.parse_frame_header(view[:9], strict=False)
+        if len(view) < 9 + length:
+            break
+        frame.parse_body(view[9 : 9 + length])
+        frames.append(frame)
+        view = view[9 + length :]
+    return frames, closed

@@ -12,7 +12,7 @@ import h2.config
 import h2.events
 import pytest
 from h2.connection import H2Connection
-from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
+from hpack import Decoder, Encoder, NeverIndexedHeaderTuple, OversizedHeaderListError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,15 +75,26 @@ def test_memo_decoder_replays_a_block_that_inserts() -> None:
 
 
 def test_memo_decoder_enforces_the_header_list_limit_after_a_hit() -> None:
-    """Lowering the header list limit applies to a block already remembered."""
+    """Lowering the header list limit applies to a block already remembered: a hit reports the list's size
+    (RFC 7541 §4.1), judged against the new limit (that stream's error), and past the hard limit (4x) the
+    block still raises (the connection's error), leaving the limit as it was."""
     encoder, memo = Encoder(), MemoDecoder()
-    encoder.encode([(b"x-user", b"y" * 200)])  # puts the field in the encoder's table
-    block = encoder.encode([(b"x-user", b"y" * 200)])  # one indexed byte: no insertion, remembered
-    memo.decode(Encoder().encode([(b"x-user", b"y" * 200)]), raw=True)  # same table on the decoder side
-    assert memo.decode(block, raw=True) == [(b"x-user", b"y" * 200)]
+    fields = [(b"x-user", b"y" * 200)]
+    size = 6 + 200 + 32
+    encoder.encode(fields)  # puts the field in the encoder's table
+    block = encoder.encode(fields)  # one indexed byte: no insertion, remembered
+    memo.decode(Encoder().encode(fields), raw=True)  # same table on the decoder side
+    assert memo.decode(block, raw=True) == fields
+    assert memo.header_list_size == size
     memo.max_header_list_size = 100
-    with pytest.raises(Exception, match="larger than 100"):
+    for _ in range(2):  # a miss under the new limit, then a hit
+        assert memo.decode(block, raw=True) == fields  # decoded whole: the table stays in step
+        assert memo.header_list_size == size > memo.max_header_list_size
+    assert memo._memo[block][1] == 100  # remembered under the new limit: the second decode was a hit
+    memo.max_header_list_size = 50
+    with pytest.raises(OversizedHeaderListError, match="larger than 200"):
         memo.decode(block, raw=True)
+    assert memo.max_header_list_size == 50
 
 
 def _pair() -> tuple[H2Connection, GrpcH2Connection]:

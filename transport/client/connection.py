@@ -9,7 +9,7 @@ import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
 
-from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol
+from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol, HeaderListTooLarge
 from transport.metadata import Metadata, decode_metadata
 from transport.status import RpcError, StatusCode, status_from_http, status_from_rst
 from transport.wire import (
@@ -176,6 +176,7 @@ class ClientConnection(H2Protocol):
                 h2.events.StreamEnded: self._on_stream_ended,
                 h2.events.StreamReset: self._on_stream_reset,
                 h2.events.ConnectionTerminated: self._on_goaway,
+                HeaderListTooLarge: self._on_header_list_too_large,
             }
         )
 
@@ -305,6 +306,18 @@ class ClientConnection(H2Protocol):
         stream = self.streams.get(event.stream_id)
         if stream is not None:
             stream.trailers = event.headers
+
+    def _on_header_list_too_large(self, event: HeaderListTooLarge) -> None:
+        """Response headers or trailers over our SETTINGS_MAX_HEADER_LIST_SIZE: that call fails, not the connection."""
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.fail(
+                RpcError(
+                    StatusCode.RESOURCE_EXHAUSTED,
+                    f"response header list is {event.size} bytes, over the client's limit of {event.limit}",
+                )
+            )
+            self._cancel(event.stream_id)
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream_id = event.stream_id

@@ -1,25 +1,45 @@
 """``GrpcH2Connection``: h2's state machine with the protocol behaviours gRPC needs and a memo for header work.
 
 h2 stays the owner of HTTP/2 state; this subclass changes only what gRPC needs
-differently (GOAWAY, REFUSED_STREAM, malformed requests as stream errors), skips
-per-frame trace formatting, and remembers header work (:mod:`.hpack_memo`).
+differently (GOAWAY, REFUSED_STREAM, malformed requests and oversized header
+lists as stream errors), bounds what a peer can make a connection hold
+(:mod:`.frame_buffer`, :mod:`.flood_guard`), skips per-frame trace formatting,
+and remembers header work (:mod:`.hpack_memo`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 import h2.config
 import h2.exceptions
 from h2.connection import H2Connection, _decode_headers
 from h2.errors import ErrorCodes
-from h2.events import ConnectionTerminated, Event
-from h2.exceptions import StreamClosedError, StreamIDTooLowError
+from h2.events import (
+    ConnectionTerminated,
+    Event,
+    InformationalResponseReceived,
+    RequestReceived,
+    ResponseReceived,
+    TrailersReceived,
+)
+from h2.exceptions import ProtocolError, StreamClosedError, StreamIDTooLowError
 from h2.stream import H2Stream, StreamClosedBy
-from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
+from hyperframe.exceptions import InvalidPaddingError
+from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, PingFrame, RstStreamFrame, SettingsFrame
 
 from transport.http2 import fast_path
+from transport.http2.flood_guard import FloodGuard
+from transport.http2.frame_buffer import BoundedFrameBuffer, header_block_limit
 from transport.http2.hpack_memo import MemoDecoder, MemoEncoder, validated
+
+#: Bytes of the control answers the flood guard counts (9-byte frame header + payload).
+_PING_ACK_BYTES = 17
+_SETTINGS_ACK_BYTES = 9
+_RST_STREAM_BYTES = 13
+#: The events a header block becomes: replaced by HeaderListTooLarge when the list is over the limit.
+_HEADER_EVENTS = (RequestReceived, ResponseReceived, TrailersReceived, InformationalResponseReceived)
 
 
 class StreamRefused(Event):
@@ -37,6 +57,44 @@ class MalformedRequest(Event):
         self.reason = reason
 
 
+class HeaderListTooLarge(Event):
+    """A header block decoded to a list over our SETTINGS_MAX_HEADER_LIST_SIZE (RFC 7541 §4.1 size).
+
+    It replaces the RequestReceived / ResponseReceived / TrailersReceived event:
+    only that stream fails (the whole block was decoded, so HPACK stays in step).
+    """
+
+    def __init__(self, stream_id: int, size: int, limit: int) -> None:
+        self.stream_id = stream_id
+        self.size = size
+        self.limit = limit
+
+
+class EnhanceYourCalm(Event):
+    """The peer crossed a flood bound (:mod:`.flood_guard`): answer GOAWAY ENHANCE_YOUR_CALM with ``debug``.
+
+    Nothing after the offending frame was processed, and nothing more will be.
+    """
+
+    def __init__(self, debug: bytes) -> None:
+        self.debug = debug
+
+
+class HeaderBlockStarted(Event):
+    """A HEADERS frame without END_HEADERS began header block number ``block``; bound it in time."""
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+
+
+class _Calm(Exception):
+    """Raised inside frame processing when a flood bound is crossed; ends that ``receive_data``."""
+
+    def __init__(self, debug: bytes) -> None:
+        super().__init__(debug)
+        self.debug = debug
+
+
 class GrpcH2Connection(H2Connection):
     """``H2Connection`` with two protocol behaviours gRPC needs and h2 lacks.
 
@@ -49,6 +107,13 @@ class GrpcH2Connection(H2Connection):
       (RST_STREAM REFUSED_STREAM, RFC 9113 §5.1.2), which the client may
       retry elsewhere; h2 raises a connection error and drops every stream.
 
+    It bounds what a peer can make it hold: frames over SETTINGS_MAX_FRAME_SIZE
+    are refused from their header and header blocks are bounded in size
+    (:mod:`.frame_buffer`); a header list over the limit fails only its stream
+    (:class:`HeaderListTooLarge`); and with a :attr:`flood_guard` installed
+    (the server does), PING and SETTINGS floods and answers piling up unread
+    end in :class:`EnhanceYourCalm`.
+
     And it is quicker at the two exchanges every unary call makes: it
     remembers header work it has done before (:mod:`.hpack_memo`; the same
     blocks recur on every call, and HPACK plus validation are most of h2's
@@ -56,12 +121,75 @@ class GrpcH2Connection(H2Connection):
     (:meth:`send_request`, :meth:`send_response`, :mod:`.fast_path`).
     """
 
+    decoder: MemoDecoder
+
     def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
         super().__init__(config)
         self.encoder = MemoEncoder()
         self.decoder = MemoDecoder()
         self.decoder.max_header_list_size = self.DEFAULT_MAX_HEADER_LIST_SIZE
         self._validation_memo: dict[Any, list[Any]] = {}
+        self.incoming_buffer: BoundedFrameBuffer = BoundedFrameBuffer(
+            server=not self.config.client_side,
+            max_header_block=lambda: header_block_limit(self.decoder.max_header_list_size),
+        )
+        #: The server's limits on control frames (None: none, as on the client).
+        self.flood_guard: FloodGuard | None = None
+        #: We sent HEADERS or DATA since the last PING (gRFC A8: such pings are never strikes).
+        self._stream_frames_sent = False
+        #: A flood bound was crossed: all further input is dropped.
+        self.calmed = False
+
+    def header_block_pending(self, block: int) -> bool:
+        """Header block number ``block`` has begun and is still unfinished."""
+        buffer = self.incoming_buffer
+        return buffer.header_block_pending and buffer.header_blocks_started == block
+
+    def receive_data(self, data: Any) -> list[Event]:
+        """h2's ``receive_data`` (4.4.1) without its per-read trace formatting, plus the flood bounds."""
+        if self.calmed:
+            return []
+        events: list[Event] = []
+        buffer = self.incoming_buffer
+        started = buffer.header_blocks_started
+        buffer.add_data(data)
+        buffer.max_frame_size = self.max_inbound_frame_size
+        try:
+            for frame in buffer:
+                events.extend(self._receive_frame(frame))
+        except InvalidPaddingError as e:
+            self._terminate_connection(ErrorCodes.PROTOCOL_ERROR)
+            msg = "Received frame with invalid padding."
+            raise ProtocolError(msg) from e
+        except ProtocolError as e:
+            self._terminate_connection(e.error_code)
+            raise
+        except _Calm as e:
+            self.calmed = True
+            buffer.discard()
+            events.append(EnhanceYourCalm(e.debug))
+            return events
+        if buffer.header_blocks_started != started and buffer.header_block_pending:
+            events.append(HeaderBlockStarted(buffer.header_blocks_started))
+        return events
+
+    def send_headers(
+        self,
+        stream_id: int,
+        headers: Iterable[Any],
+        end_stream: bool = False,
+        priority_weight: int | None = None,
+        priority_depends_on: int | None = None,
+        priority_exclusive: bool | None = None,
+    ) -> None:
+        self._stream_frames_sent = True
+        super().send_headers(stream_id, headers, end_stream, priority_weight, priority_depends_on, priority_exclusive)
+
+    def send_data(
+        self, stream_id: int, data: bytes | memoryview, end_stream: bool = False, pad_length: Any = None
+    ) -> None:
+        self._stream_frames_sent = True
+        super().send_data(stream_id, data, end_stream, pad_length)
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> H2Stream:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
@@ -80,6 +208,7 @@ class GrpcH2Connection(H2Connection):
     ) -> bool:
         """Answer an ended request with ``headers``, ``data`` and ``trailers`` in one step (:mod:`.fast_path`);
         False, with nothing changed, when only h2's general path can."""
+        self._stream_frames_sent = True
         return fast_path.send_response(self, stream_id, headers, data, trailers)
 
     def send_goaway(self, last_stream_id: int, error_code: int = ErrorCodes.NO_ERROR, debug: bytes = b"") -> None:
@@ -95,6 +224,7 @@ class GrpcH2Connection(H2Connection):
             frames, events = self._frame_dispatch_table[frame.__class__](frame)
         except StreamClosedError as e:
             if self._stream_is_closed_by_reset(e.stream_id):
+                self._control_answer(_RST_STREAM_BYTES)
                 f = RstStreamFrame(e.stream_id)
                 f.error_code = e.error_code
                 self._prepare_for_sending([f])
@@ -103,6 +233,7 @@ class GrpcH2Connection(H2Connection):
                 raise
         except StreamIDTooLowError as e:
             if self._stream_is_closed_by_reset(e.stream_id):
+                self._control_answer(_RST_STREAM_BYTES)
                 f = RstStreamFrame(e.stream_id)
                 f.error_code = ErrorCodes.STREAM_CLOSED
                 self._prepare_for_sending([f])
@@ -114,6 +245,38 @@ class GrpcH2Connection(H2Connection):
         else:
             self._prepare_for_sending(frames)
         return events
+
+    def _control_answer(self, nbytes: int) -> None:
+        """We are about to queue a control answer: raise _Calm if the peer lets them pile up."""
+        guard = self.flood_guard
+        if guard is not None:
+            debug = guard.control_answer(nbytes)
+            if debug is not None:
+                raise _Calm(debug)
+
+    def _count_active_streams(self) -> int:
+        return self.open_inbound_streams
+
+    def _receive_ping_frame(self, frame: PingFrame) -> tuple[list[Frame], list[Event]]:
+        guard = self.flood_guard
+        if guard is not None and "ACK" not in frame.flags:
+            sent, self._stream_frames_sent = self._stream_frames_sent, False
+            debug = guard.ping(sent, self._count_active_streams)
+            if debug is not None:
+                raise _Calm(debug)
+            self._control_answer(_PING_ACK_BYTES)
+        result: tuple[list[Frame], list[Event]] = super()._receive_ping_frame(frame)
+        return result
+
+    def _receive_settings_frame(self, frame: SettingsFrame) -> tuple[list[Frame], list[Event]]:
+        guard = self.flood_guard
+        if guard is not None and "ACK" not in frame.flags:
+            debug = guard.settings()
+            if debug is not None:
+                raise _Calm(debug)
+            self._control_answer(_SETTINGS_ACK_BYTES)
+        result: tuple[list[Frame], list[Event]] = super()._receive_settings_frame(frame)
+        return result
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
         event = ConnectionTerminated()
@@ -136,6 +299,7 @@ class GrpcH2Connection(H2Connection):
             and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
         ):
             _decode_headers(self.decoder, frame.data)  # keeps the HPACK table in step
+            self._control_answer(_RST_STREAM_BYTES)
             self.highest_inbound_stream_id = frame.stream_id
             self._closed_streams[frame.stream_id] = StreamClosedBy.SEND_RST_STREAM
             rst = RstStreamFrame(frame.stream_id)
@@ -156,6 +320,11 @@ class GrpcH2Connection(H2Connection):
             # A malformed request is a stream error (RFC 9113 §8.1.1): reset that stream only.
             self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
             return [], [MalformedRequest(frame.stream_id, str(exc))]
+        decoder = self.decoder
+        if decoder.header_list_size > decoder.max_header_list_size:
+            frames, events = result
+            too_large = HeaderListTooLarge(frame.stream_id, decoder.header_list_size, decoder.max_header_list_size)
+            return frames, [too_large if isinstance(e, _HEADER_EVENTS) else e for e in events]
         return result
 
 

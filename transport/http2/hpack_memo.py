@@ -19,6 +19,14 @@ never remembered, since replaying it would skip the change. Validation depends
 only on the headers and the flags, so it is always safe to remember; what h2
 rejects raises before anything is stored. Nothing is skipped that would change
 what goes on the wire or which input is refused.
+
+:class:`MemoDecoder` also judges the header list limit the way gRPC needs it:
+over the limit is one stream's error, not the connection's, and an HPACK
+decoder that stops half-way through a block leaves its dynamic table out of step
+with the peer's. So it decodes the whole block up to :func:`hard_limit` (beyond
+it, hpack's ``OversizedHeaderListError``: the connection error an HPACK bomb
+deserves) and reports the list's size (RFC 7541 §4.1) in
+:attr:`MemoDecoder.header_list_size` for the connection to judge.
 """
 
 from __future__ import annotations
@@ -36,6 +44,19 @@ MEMO_SIZE = 64
 MEMO_MAX_BYTES = 1024
 
 Headers = list[tuple[bytes, bytes]]
+
+#: A header list over the limit but within this many times it is decoded whole and refused per stream.
+HARD_LIMIT_FACTOR = 4
+
+
+def hard_limit(max_header_list_size: int) -> int:
+    """The decoded size beyond which a header block is a connection error (an HPACK bomb guard)."""
+    return HARD_LIMIT_FACTOR * max_header_list_size
+
+
+def header_list_size(headers: Iterable[tuple[bytes | str, bytes | str]]) -> int:
+    """A header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 7541 §4.1: name + value + 32 each)."""
+    return sum(len(name) + len(value) + 32 for name, value in headers)
 
 
 class VersionedTable(HeaderTable):
@@ -60,33 +81,43 @@ class VersionedTable(HeaderTable):
 
 
 class MemoDecoder(Decoder):
-    """An HPACK decoder that answers a repeated block from memory while the table is unchanged."""
+    """An HPACK decoder that answers a repeated block from memory while the table is unchanged.
+
+    ``max_header_list_size`` is the limit a header list is judged by; a block is
+    decoded whole up to :func:`hard_limit` of it, and its list's size left in
+    :attr:`header_list_size` (larger than ``max_header_list_size``: that stream's error).
+    """
 
     header_table: VersionedTable
 
     def __init__(self) -> None:
         super().__init__()
         self.header_table = VersionedTable()
-        self._memo: dict[bytes, tuple[int, int, int, list[HeaderTuple]]] = {}
+        self._memo: dict[bytes, tuple[int, int, int, list[HeaderTuple], int]] = {}
+        #: The size (RFC 7541 §4.1) of the header list decoded last.
+        self.header_list_size = 0
 
     def decode(self, data: bytes, raw: bool = False) -> Any:
         table = self.header_table
         version = table.version
+        limit = self.max_header_list_size
         key = bytes(data)
         if raw:
             hit = self._memo.get(key)
-            if (
-                hit is not None
-                and hit[0] == version
-                and hit[1] == self.max_header_list_size
-                and hit[2] == self.max_allowed_table_size
-            ):
+            if hit is not None and hit[0] == version and hit[1] == limit and hit[2] == self.max_allowed_table_size:
+                self.header_list_size = hit[4]
                 return list(hit[3])
-        headers = super().decode(data, raw)
+        # hpack stops at max_header_list_size, mid-block: let it go on to the hard limit instead.
+        self.max_header_list_size = hard_limit(limit)
+        try:
+            headers = super().decode(data, raw)
+        finally:
+            self.max_header_list_size = limit
+        size = self.header_list_size = header_list_size(headers)
         if raw and table.version == version and len(key) <= MEMO_MAX_BYTES:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
-            self._memo[key] = (version, self.max_header_list_size, self.max_allowed_table_size, list(headers))
+            self._memo[key] = (version, limit, self.max_allowed_table_size, list(headers), size)
         return headers
 
 

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 #: How much of the stream window a receiver grants (gRPC implementations use
 #: large windows; 64 KiB is HTTP/2's default and the minimum we accept).
 DEFAULT_WINDOW_SIZE = 1024 * 1024
-DEFAULT_MAX_HEADER_LIST_SIZE = 8 * 1024
+DEFAULT_MAX_HEADER_LIST_SIZE = 16 * 1024
 
 
 class ConnectionClosed(Exception):

@@ -10,7 +10,17 @@ import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
 
-from transport.http2 import ConnectionClosed, H2Protocol, MalformedRequest, StreamRefused
+from transport.http2 import (
+    ConnectionClosed,
+    EnhanceYourCalm,
+    FloodGuard,
+    H2Protocol,
+    HeaderBlockStarted,
+    HeaderBlockTimer,
+    HeaderListTooLarge,
+    MalformedRequest,
+    StreamRefused,
+)
 from transport.server.call import ServerCall
 from transport.server.goaway import GracefulGoaway
 from transport.server.handlers import Cardinality
@@ -78,7 +88,19 @@ class ServerConnection(H2Protocol):
                 h2.events.PingAckReceived: self._on_ping_ack,
                 StreamRefused: self._on_stream_refused,
                 MalformedRequest: self._on_malformed_request,
+                HeaderListTooLarge: self._on_header_list_too_large,
+                EnhanceYourCalm: self._on_enhance_your_calm,
+                HeaderBlockStarted: self._on_header_block_started,
             }
+        )
+        self.h2.flood_guard = FloodGuard(
+            self.loop.time,
+            backlog=self._write_backlog,
+            ping_min_time=options.keepalive_min_time,
+            permit_pings_without_calls=options.keepalive_permit_without_calls,
+        )
+        self._header_block_timer = HeaderBlockTimer(
+            self.loop, options.header_block_timeout, self.h2.header_block_pending, self._on_header_block_stalled
         )
 
     def connection_made(self, transport: object) -> None:
@@ -267,6 +289,32 @@ class ServerConnection(H2Protocol):
         for call in list(self.calls.values()):
             call.on_reset()
         self._half_close(LINGER)
+
+    def _on_header_list_too_large(self, event: HeaderListTooLarge) -> None:
+        """Over SETTINGS_MAX_HEADER_LIST_SIZE: that call fails (grpcio does the same), the connection stays."""
+        message = f"request header list is {event.size} bytes, over the server's limit of {event.limit}"
+        call = self.calls.get(event.stream_id)
+        if call is None:
+            self._trailers_only(event.stream_id, StatusCode.RESOURCE_EXHAUSTED, message)
+        elif not call.finished:  # the request's trailers were too large
+            if call.task is not None:
+                call.task.cancel()
+            call.finish(StatusCode.RESOURCE_EXHAUSTED, message)
+
+    def _on_enhance_your_calm(self, event: EnhanceYourCalm) -> None:
+        if not self._half_closed:
+            self._calm_down(event.debug)
+
+    def _on_header_block_started(self, event: HeaderBlockStarted) -> None:
+        self._header_block_timer.started(event.block)
+
+    def _on_header_block_stalled(self) -> None:
+        if not self._half_closed and not self.closed:
+            self._calm_down(b"header block not finished in time")
+
+    def _write_backlog(self) -> int:
+        """Bytes we wrote that the peer has not yet taken (the flood guard's measure of a peer not reading)."""
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def _on_stream_refused(self, event: StreamRefused) -> None:
         self.server.stats.streams_refused += 1

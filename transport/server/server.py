@@ -48,6 +48,14 @@ class ServerOptions:
     #: Connections served at once; beyond it, new ones wait in the listen backlog.
     #: None = derived from the process's file-descriptor limit.
     max_connections: int | None = None
+    #: gRFC A8 keepalive enforcement (grpc-go's EnforcementPolicy): a client that pings more
+    #: often than every ``keepalive_min_time`` seconds (every 2 h while it has no call, unless
+    #: ``keepalive_permit_without_calls``) gets strikes, reset whenever we send HEADERS or DATA;
+    #: the third strike is GOAWAY ENHANCE_YOUR_CALM ``too_many_pings``.
+    keepalive_min_time: float = 300.0
+    keepalive_permit_without_calls: bool = False
+    #: Seconds a header block may stay unfinished (HEADERS without END_HEADERS) before GOAWAY.
+    header_block_timeout: float = 5.0
 
 
 @dataclass(slots=True)

@@ -1,0 +1,84 @@
+"""h2's inbound frame buffer with bounds on what a peer can make it hold.
+
+h2's ``FrameBuffer`` checks a frame's length against SETTINGS_MAX_FRAME_SIZE only
+once the whole frame has arrived, so a 9-byte header announcing 16 MiB makes a
+connection buffer up to 16 MiB first; and it keeps an unfinished header block
+(HEADERS, then CONTINUATION frames without END_HEADERS) for as long as the peer
+likes, up to 64 frames of any size. :class:`BoundedFrameBuffer` refuses an
+oversized frame from its 9-byte header (FRAME_SIZE_ERROR), bounds a header block
+in bytes (PROTOCOL_ERROR, as golang.org/x/net/http2 and so grpc-go answer a header
+block far over the header list limit), and counts the blocks it has started so
+the connection's owner can bound them in time (:class:`.flood_guard.HeaderBlockTimer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from h2.exceptions import FrameTooLargeError, ProtocolError
+from h2.frame_buffer import FrameBuffer
+from hyperframe.frame import Frame
+
+#: A header block may be this many times the header list limit on the wire (golang.org/x/net/http2: twice)...
+HEADER_BLOCK_FACTOR = 2
+#: ...and never less than this, whatever the limit.
+MIN_HEADER_BLOCK = 64 * 1024
+
+
+def header_block_limit(max_header_list_size: int) -> int:
+    """The most bytes of one encoded header block (HEADERS + CONTINUATION) a connection holds."""
+    return max(HEADER_BLOCK_FACTOR * max_header_list_size, MIN_HEADER_BLOCK)
+
+
+class HeaderBlockTooLarge(ProtocolError):
+    """A header block grew past :func:`header_block_limit` (a CONTINUATION flood)."""
+
+
+class BoundedFrameBuffer(FrameBuffer):
+    """``FrameBuffer`` (h2 4.4.1) that validates a frame's length from its header and bounds header blocks."""
+
+    def __init__(self, server: bool, max_header_block: Callable[[], int]) -> None:
+        super().__init__(server=server)
+        #: The header block bound, asked for only while a block is unfinished.
+        self._max_header_block = max_header_block
+        #: Header blocks begun without END_HEADERS so far.
+        self.header_blocks_started = 0
+
+    @property
+    def header_block_pending(self) -> bool:
+        """A header block has begun and not ended."""
+        return bool(self._headers_buffer)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes the buffer holds: unparsed input plus an unfinished header block."""
+        return len(self._data) + sum(len(f.data) for f in self._headers_buffer)
+
+    def discard(self) -> None:
+        """Drop whatever is buffered (the connection is going away)."""
+        self._data = bytearray()
+        self._headers_buffer = []
+
+    def __next__(self) -> Frame:
+        data = self._data
+        if len(data) >= 9:
+            length = (data[0] << 16) | (data[1] << 8) | data[2]
+            if length > self.max_frame_size:
+                # Refuse it now rather than buffer it whole first (h2 checks only then).
+                msg = f"Received overlong frame: length {length}, max {self.max_frame_size}"
+                raise FrameTooLargeError(msg)
+        return super().__next__()
+
+    def _update_header_buffer(self, f: Frame | None) -> Frame | None:
+        begins = not self._headers_buffer
+        result = super()._update_header_buffer(f)
+        if self._headers_buffer:
+            if begins:
+                self.header_blocks_started += 1
+            else:
+                size = sum(len(x.data) for x in self._headers_buffer)
+                limit = self._max_header_block()
+                if size > limit:
+                    msg = f"header block of {size} bytes and not finished, over the limit of {limit}"
+                    raise HeaderBlockTooLarge(msg)
+        return result
