@@ -51,7 +51,7 @@ def test_our_grpc_protos_and_grpcios_copies_live_in_one_process(stock_first: boo
 
 
 @pytest.mark.parametrize(
-    "module", ["transport.reflection", "transport.health", "transport.descriptors", "transport.server.streaming"]
+    "module", ["transport.reflection", "transport.health", "transport.descriptors", "transport.server.call"]
 )
 def test_module_imports_alone(module: str) -> None:
     proc = _python(f"import {module}")

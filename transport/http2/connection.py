@@ -27,7 +27,15 @@ from h2.events import (
 from h2.exceptions import ProtocolError, StreamClosedError, StreamIDTooLowError
 from h2.stream import H2Stream, StreamClosedBy
 from hyperframe.exceptions import InvalidPaddingError
-from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, PingFrame, RstStreamFrame, SettingsFrame
+from hyperframe.frame import (
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
 
 from transport.http2 import fast_path
 from transport.http2.flood_guard import FloodGuard
@@ -215,6 +223,18 @@ class GrpcH2Connection(H2Connection):
         """Queue a GOAWAY without closing the streams at or below ``last_stream_id``."""
         frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=error_code, additional_data=debug)
         self._prepare_for_sending([frame])
+
+    def acknowledge_connection_data(self, size: int) -> None:
+        """Give ``size`` received bytes back to the connection window (on arrival)."""
+        increment = self._inbound_flow_control_window_manager.process_bytes(size)
+        if increment:
+            self._prepare_for_sending([WindowUpdateFrame(0, window_increment=increment)])
+
+    def acknowledge_stream_data(self, stream_id: int, size: int) -> None:
+        """Give ``size`` received bytes back to ``stream_id``'s window (when its consumer took them)."""
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.open:
+            self._prepare_for_sending(stream.acknowledge_received_data(size))
 
     def _receive_frame(self, frame: Frame) -> list[Event]:
         # h2's own version formats repr(frame) for a trace log on every frame, even

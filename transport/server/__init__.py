@@ -1,15 +1,26 @@
 """The gRPC server: method table, connections, calls."""
 
-from transport.server.call import ServerCall
-from transport.server.handlers import Cardinality, MethodHandler, Service, stream_stream, unary_stream, unary_unary
+from transport.server.call import EOF, ServerCall
+from transport.server.handlers import (
+    Cardinality,
+    GenericHandler,
+    MethodHandler,
+    Service,
+    stream_stream,
+    stream_unary,
+    unary_stream,
+    unary_unary,
+)
 from transport.server.server import SERVER_NAME_KEY, Server, ServerOptions, ServerStats
 
 #: grpcio's name for the object a handler receives.
 ServicerContext = ServerCall
 
 __all__ = [
+    "EOF",
     "SERVER_NAME_KEY",
     "Cardinality",
+    "GenericHandler",
     "MethodHandler",
     "Server",
     "ServerCall",
@@ -18,6 +29,7 @@ __all__ = [
     "Service",
     "ServicerContext",
     "stream_stream",
+    "stream_unary",
     "unary_stream",
     "unary_unary",
 ]

@@ -1,29 +1,36 @@
 """One server-side RPC: one HTTP/2 stream, from request headers to trailers.
 
 :class:`ServerCall` is also the handler's context (grpcio calls it the
-``ServicerContext``): request metadata, the deadline, response metadata and
-``abort``.
+``ServicerContext``): request metadata, the deadline, response metadata,
+status, ``abort``, and ``read``/``write`` for streaming handlers. It reads and
+writes only through its :class:`~transport.http2.stream.Stream`.
+
+A call is fed, not written into: methods that take one request start when the
+request has ended, with that message (a unary call then costs no Task, see
+:mod:`transport.eager`); streaming-request methods start at the headers and
+read the requests as they arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import h2.exceptions
 from h2.errors import ErrorCodes
 
 from transport.eager import start_eagerly
 from transport.http2 import ConnectionClosed
+from transport.http2.stream import Stream, StreamReset
 from transport.metadata import Metadata, decode_metadata, encode_metadata
 from transport.server.handlers import Cardinality, MethodHandler
 from transport.status import RpcError, StatusCode
-from transport.wire import MessageDecoder, encode_message, percent_encode
+from transport.wire import encode_message, percent_encode
 
 if TYPE_CHECKING:
     from transport.server.connection import ServerConnection
-    from transport.server.streaming import RequestStream
 
 log = logging.getLogger(__name__)
 
@@ -32,56 +39,62 @@ _STATUS_BYTES = [str(int(code)).encode() for code in StatusCode]
 _OK_STATUS = (b"grpc-status", b"0")
 
 
+class _End:
+    """``transport.EOF``: what ``read()`` returns once the other side has ended its messages."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "EOF"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+EOF: Any = _End()
+
+
 class ServerCall:
     """The state of one call and the context its handler sees."""
 
     __slots__ = (
+        "_code",
         "_conn",
         "_deadline",
         "_deadline_timer",
+        "_details",
         "_headers",
-        "_headers_sent",
         "_initial_metadata",
         "_metadata",
         "_trailing_metadata",
-        "decoder",
         "finished",
         "handler",
-        "inbox",
         "method",
-        "request_ended",
-        "requests",
-        "stream_id",
+        "stream",
         "task",
     )
 
     def __init__(
         self,
         conn: ServerConnection,
-        stream_id: int,
+        stream: Stream,
         method: str,
         handler: MethodHandler,
         headers: list[tuple[bytes, bytes]],
         timeout: float | None,
-        max_receive_message_length: int,
-        compression: str | None,
     ) -> None:
         self._conn = conn
-        self.stream_id = stream_id
+        self.stream = stream
         self.method = method
         self.handler = handler
         self._headers = headers
         self._metadata: Metadata | None = None
-        self.decoder = MessageDecoder(max_receive_message_length, compression)
-        self.requests: list[bytes] = []
         self.task: asyncio.Task[None] | None = None
-        self._headers_sent = False
         self._initial_metadata: list[tuple[bytes, bytes]] = conn.server_headers
         self._trailing_metadata: list[tuple[bytes, bytes]] = []
+        self._code = StatusCode.OK
+        self._details = ""
         self.finished = False
-        self.request_ended = False
-        #: STREAM_STREAM only: the running handler's request messages (streaming.py).
-        self.inbox: RequestStream | None = None
         if timeout is not None:
             loop = conn.loop
             self._deadline: float | None = loop.time() + timeout
@@ -89,6 +102,10 @@ class ServerCall:
         else:
             self._deadline = None
             self._deadline_timer = None
+
+    @property
+    def stream_id(self) -> int:
+        return self.stream.stream_id
 
     # --- the handler's context --------------------------------------------
 
@@ -114,79 +131,73 @@ class ServerCall:
 
     async def send_initial_metadata(self, metadata: Metadata) -> None:
         """Send response headers now, carrying ``metadata`` (awaitable, as in grpc.aio)."""
-        if self._headers_sent:
+        if self.stream.headers_sent:
             raise RuntimeError("initial metadata was already sent")
         self._initial_metadata = self._initial_metadata + encode_metadata(metadata)
-        self._send_headers()
-        self._conn.schedule_flush()
+        self.stream.send_headers(_RESPONSE_HEADERS + self._initial_metadata)
 
     def set_trailing_metadata(self, metadata: Metadata) -> None:
         self._trailing_metadata = encode_metadata(metadata)
 
-    def abort(self, code: StatusCode, details: str = "") -> NoReturn:
+    def set_code(self, code: StatusCode) -> None:
+        """The status sent when the handler returns normally (default OK)."""
+        self._code = code
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    def abort(self, code: StatusCode, details: str = "", trailing_metadata: Metadata = ()) -> NoReturn:
         """End the call with ``code``: raises the RpcError that carries it."""
-        raise RpcError(code, details)
+        raise RpcError(code, details, trailing_metadata)
+
+    async def read(self) -> Any:
+        """The next request message (deserialized), or ``EOF`` once the client has half-closed."""
+        try:
+            data = await self.stream.recv_message()
+        except StreamReset:
+            raise asyncio.CancelledError from None
+        if data is None:
+            return EOF
+        return _deserialize(self.handler, data)
+
+    async def requests(self) -> AsyncIterator[Any]:
+        """The request messages, deserialized, until the client half-closes."""
+        while (request := await self.read()) is not EOF:
+            yield request
+
+    async def write(self, response: Any) -> None:
+        """Send one response message (streaming-response handlers)."""
+        if self.finished:
+            raise asyncio.CancelledError
+        await self.send_message(self.handler.response_serializer(response))
 
     # --- running the handler ----------------------------------------------
 
-    def start(self) -> None:
-        """The request is complete: run the handler."""
-        if self.inbox is not None:  # STREAM_STREAM: its handler runs already; end its requests
-            self.inbox.end()
-            return
-        if len(self.requests) != 1:
-            self.finish(
-                StatusCode.INTERNAL if self.requests else StatusCode.UNIMPLEMENTED,
-                f"{self.method} expects exactly one request message, got {len(self.requests)}",
-            )
-            return
-        runner = _run_unary if self.handler.cardinality is Cardinality.UNARY_UNARY else _run_unary_stream
-        self.task = start_eagerly(runner(self, self.requests.pop()))
+    def start(self, request: bytes | None) -> None:
+        """Run the handler: with its one ``request`` message, or (streaming requests) with None."""
+        cardinality = self.handler.cardinality
+        runner = _RUNNERS[cardinality]
+        self.task = start_eagerly(runner(self, request))
 
     async def send_message(self, payload: bytes) -> None:
         """Send one response message, waiting for flow control when needed."""
-        conn = self._conn
-        if not self._headers_sent:
-            self._send_headers()
-        data = encode_message(payload)
-        if not conn.try_send_data(self.stream_id, data, False):
-            await conn.send_data(self.stream_id, data, False)
-        conn.schedule_flush()
+        stream = self.stream
+        if not stream.headers_sent:
+            stream.send_headers(_RESPONSE_HEADERS + self._initial_metadata)
+        await stream.send_message(payload)
 
     def send_unary_response(self, payload: bytes) -> bool:
-        """Headers, message and OK trailers in one go if the window allows (the fast path)."""
+        """Headers, message and OK trailers in one go if the windows allow (the fast path)."""
         if self.finished:
             return True
-        conn = self._conn
-        data = encode_message(payload)
-        h2c = conn.h2
-        if conn.write_paused:
-            return False  # the peer is not reading: wait in send_message, hold nothing more
-        if (
-            not self._headers_sent
-            and self.request_ended
-            and h2c.send_response(
-                self.stream_id,
-                _RESPONSE_HEADERS + self._initial_metadata,
-                data,
-                [_OK_STATUS, *self._trailing_metadata],
-            )
+        if self._code is StatusCode.OK and self.stream.send_response(
+            _RESPONSE_HEADERS + self._initial_metadata,
+            encode_message(payload),
+            [_OK_STATUS, *self._trailing_metadata],
         ):
-            self._headers_sent = True
-            conn.schedule_flush()
             self._close(StatusCode.OK)
             return True
-        if len(data) > h2c.max_outbound_frame_size or len(data) > h2c.local_flow_control_window(self.stream_id):
-            return False
-        if not self._headers_sent:
-            self._send_headers()
-        h2c.send_data(self.stream_id, data)
-        self.finish(StatusCode.OK)
-        return True
-
-    def _send_headers(self) -> None:
-        self._headers_sent = True
-        self._conn.h2.send_headers(self.stream_id, _RESPONSE_HEADERS + self._initial_metadata)
+        return False
 
     def finish(self, code: StatusCode, details: str = "", metadata: Metadata | None = None) -> None:
         """Send the status (in trailers, or Trailers-Only) and close the call."""
@@ -196,100 +207,144 @@ class ServerCall:
         if details:
             trailers.append((b"grpc-message", percent_encode(details)))
         trailers += encode_metadata(metadata) if metadata else self._trailing_metadata
-        conn = self._conn
-        h2c = conn.h2
+        stream = self.stream
         try:
-            if self._headers_sent:
-                h2c.send_headers(self.stream_id, trailers, end_stream=True)
+            if stream.headers_sent:
+                stream.send_trailers(trailers)
             else:
-                self._headers_sent = True
-                h2c.send_headers(self.stream_id, _RESPONSE_HEADERS + self._initial_metadata + trailers, end_stream=True)
-            if not self.request_ended:
+                stream.send_trailers(_RESPONSE_HEADERS + self._initial_metadata + trailers)
+            if not stream.remote_ended:
                 # We answered before the client finished sending: tell it to stop.
-                h2c.reset_stream(self.stream_id, ErrorCodes.NO_ERROR)
+                stream.reset(ErrorCodes.NO_ERROR)
         except Exception as exc:  # noqa: BLE001 - the stream is gone; account and move on
             log.debug("could not send status on stream %d: %s", self.stream_id, exc)
-        conn.schedule_flush()
         self._close(code)
+
+    def finish_normally(self) -> None:
+        """The handler returned: the status it set (OK unless ``set_code``)."""
+        self.finish(self._code, self._details)
 
     def on_reset(self) -> None:
         """The client reset the stream (cancelled) or the connection died."""
         if self.finished:
             return
-        if self.task is not None:
-            self.task.cancel()
+        self._cancel_task()
         self._close(StatusCode.CANCELLED)
 
     def _on_deadline(self) -> None:
         self._deadline_timer = None
         if self.finished:
             return
-        if self.task is not None:
-            self.task.cancel()
+        self._cancel_task()
         self.finish(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+
+    def _cancel_task(self) -> None:
+        task = self.task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
     def _close(self, code: StatusCode) -> None:
         self.finished = True
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None
-        if self.inbox is not None:  # STREAM_STREAM: stop a handler that may be waiting for requests
-            self.inbox.close(self.task)
+        if self.handler.cardinality.request_streaming:
+            # A handler may be waiting for requests: end them (finished from outside, e.g. abort()).
+            self._cancel_task()
+            self.stream.on_reset(None, "call finished")
         self._conn.call_finished(self, code)
 
 
-async def _run_unary(call: ServerCall, request: bytes) -> None:
+# --- the four runners -------------------------------------------------------
+# Each turns what the handler does into exactly one status on the stream.
+
+
+async def _run_unary_unary(call: ServerCall, request: bytes | None) -> None:
     handler = call.handler
     try:
-        message = _deserialize(handler, request)
-        response = await handler.fn(message, call)
+        response = await handler.fn(_deserialize(handler, request), call)
         payload = handler.response_serializer(response)
-    except RpcError as exc:
-        call.finish(exc.code, exc.details, exc.trailing_metadata or None)
+    except BaseException as exc:  # noqa: BLE001 - every outcome becomes a status
+        _failed(call, exc)
         return
-    except asyncio.CancelledError:
-        call.on_reset()
+    await _send_unary(call, payload)
+
+
+async def _run_stream_unary(call: ServerCall, request: bytes | None) -> None:
+    handler = call.handler
+    try:
+        response = await handler.fn(call.requests(), call)
+        payload = handler.response_serializer(response)
+    except BaseException as exc:  # noqa: BLE001
+        _failed(call, exc)
         return
-    except Exception as exc:  # noqa: BLE001 - a handler bug must not reach the peer as a traceback
-        _handler_failed(call, exc)
-        return
+    await _send_unary(call, payload)
+
+
+async def _send_unary(call: ServerCall, payload: bytes) -> None:
     try:
         if not call.send_unary_response(payload):
             await call.send_message(payload)
-            call.finish(StatusCode.OK)
-    except (asyncio.CancelledError, h2.exceptions.ProtocolError, ConnectionClosed):
+            call.finish_normally()
+    except (asyncio.CancelledError, StreamReset, ConnectionClosed):
         call.on_reset()  # the client reset the stream or the connection went away meanwhile
 
 
-async def _run_unary_stream(call: ServerCall, request: bytes) -> None:
+async def _run_unary_stream(call: ServerCall, request: bytes | None) -> None:
     handler = call.handler
     try:
-        message = _deserialize(handler, request)
-        async for response in handler.fn(message, call):
-            if call.finished:
-                return
-            payload = handler.response_serializer(response)
-            try:
-                await call.send_message(payload)
-            except (h2.exceptions.ProtocolError, ConnectionClosed):
-                call.on_reset()
-                return
-        call.finish(StatusCode.OK)
-    except RpcError as exc:
+        await _stream_responses(call, handler.fn(_deserialize(handler, request), call))
+    except BaseException as exc:  # noqa: BLE001
+        _failed(call, exc)
+
+
+async def _run_stream_stream(call: ServerCall, request: bytes | None) -> None:
+    try:
+        await _stream_responses(call, call.handler.fn(call.requests(), call))
+    except BaseException as exc:  # noqa: BLE001
+        _failed(call, exc)
+
+
+async def _stream_responses(call: ServerCall, produced: Any) -> None:
+    """Send what an async generator yields (or await a coroutine that writes), then the status."""
+    if inspect.isasyncgen(produced):
+        try:
+            serialize = call.handler.response_serializer
+            async for response in produced:
+                if call.finished:
+                    return
+                await call.send_message(serialize(response))
+        finally:
+            await produced.aclose()
+    else:
+        await produced
+    call.finish_normally()
+
+
+_RUNNERS = {
+    Cardinality.UNARY_UNARY: _run_unary_unary,
+    Cardinality.UNARY_STREAM: _run_unary_stream,
+    Cardinality.STREAM_UNARY: _run_stream_unary,
+    Cardinality.STREAM_STREAM: _run_stream_stream,
+}
+
+
+def _failed(call: ServerCall, exc: BaseException) -> None:
+    """What ended a handler, as the call's status."""
+    if isinstance(exc, RpcError):
         call.finish(exc.code, exc.details, exc.trailing_metadata or None)
-    except asyncio.CancelledError:
+    elif isinstance(exc, (asyncio.CancelledError, StreamReset, ConnectionClosed)):
         call.on_reset()
-    except Exception as exc:  # noqa: BLE001
-        _handler_failed(call, exc)
+    elif isinstance(exc, Exception):
+        log.exception("handler for %s raised", call.method, exc_info=exc)
+        call.finish(StatusCode.UNKNOWN, f"Exception calling application: {type(exc).__name__}")
+    else:
+        call.on_reset()
+        raise exc
 
 
-def _deserialize(handler: MethodHandler, request: bytes) -> Any:
+def _deserialize(handler: MethodHandler, request: bytes | None) -> Any:
     try:
         return handler.request_deserializer(request)
     except Exception as exc:
         raise RpcError(StatusCode.INTERNAL, f"could not parse the request message: {type(exc).__name__}") from exc
-
-
-def _handler_failed(call: ServerCall, exc: Exception) -> None:
-    log.exception("handler for %s raised", call.method, exc_info=exc)
-    call.finish(StatusCode.UNKNOWN, f"Exception calling application: {type(exc).__name__}")

@@ -21,12 +21,12 @@ from transport.http2 import (
     MalformedRequest,
     StreamRefused,
 )
+from transport.http2.stream import Stream
 from transport.server.call import ServerCall
 from transport.server.goaway import GracefulGoaway
 from transport.server.handlers import Cardinality
 from transport.server.keepalive import ConnectionKeepalive
 from transport.server.reset_guard import ResetGuard
-from transport.server.streaming import start_stream_stream
 from transport.status import RpcError, StatusCode
 from transport.wire import decode_timeout, percent_encode
 
@@ -196,7 +196,7 @@ class ServerConnection(H2Protocol):
             self._trailers_only(stream_id, StatusCode.INTERNAL, "missing 'te: trailers' request header")
             return
         path = pseudo.get(b":path", b"").decode("utf-8", "replace")
-        handler = self.server.methods.get(path)
+        handler = self.server.methods.get(path) or self.server.lookup_generic(path)
         if handler is None:
             self._trailers_only(stream_id, StatusCode.UNIMPLEMENTED, f"Method not found: {path}")
             return
@@ -216,41 +216,29 @@ class ServerConnection(H2Protocol):
                 f"grpc-encoding {encoding.decode('ascii', 'replace')!r} is not supported (only identity)",
             )
             return
-        call = ServerCall(
-            self,
-            stream_id,
-            path,
-            handler,
-            headers,
-            timeout,
-            self.server.options.max_receive_message_length,
-            None,
-        )
+        stream = Stream(self, stream_id, self.server.options.max_receive_message_length)
+        call = ServerCall(self, stream, path, handler, headers, timeout)
         if not self.calls and self._keepalive is not None:
             self._keepalive.set_busy(True)
         self.calls[stream_id] = call
         self.server.stats.call_started()
         self._reset_guard.stream_opened()
-        if handler.cardinality is Cardinality.STREAM_STREAM:
-            start_stream_stream(call, self.loop)  # runs from the headers on; _on_data feeds it
+        if handler.cardinality.request_streaming:
+            call.start(None)  # reads its requests as they arrive
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
-        stream_id = event.stream_id
-        if event.flow_controlled_length:
-            # A closed stream raises; h2 has credited the connection window already.
-            with contextlib.suppress(Exception):
-                self.h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
-        call = self.calls.get(stream_id)
+        call = self.calls.get(event.stream_id)
         if call is None or call.finished:
+            if event.flow_controlled_length:
+                self.h2.acknowledge_connection_data(event.flow_controlled_length)
             return
+        stream = call.stream
         try:
-            call.requests += call.decoder.feed(event.data)
-            if call.inbox is not None:  # STREAM_STREAM: hand the messages to the running handler
-                call.inbox.take(call.requests)
+            stream.on_data(event.data, event.flow_controlled_length)
         except RpcError as exc:
             call.finish(exc.code, exc.details)
             return
-        if len(call.requests) > 1 and call.handler.cardinality in _ONE_REQUEST:
+        if stream.queued > 1 and call.handler.cardinality in _ONE_REQUEST:
             # grpc fails such a call at once rather than buffering what follows.
             call.finish(
                 StatusCode.INTERNAL,
@@ -259,21 +247,26 @@ class ServerConnection(H2Protocol):
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         call = self.calls.get(event.stream_id)
-        if call is None:
+        if call is None or call.finished:
             return
-        call.request_ended = True
-        if call.finished:
-            return
-        if call.decoder.pending:
+        stream = call.stream
+        stream.on_end()
+        if stream.pending:
             call.finish(StatusCode.INTERNAL, "request ended in the middle of a message")
-            return
-        call.start()
+        elif call.handler.cardinality in _ONE_REQUEST:
+            request = stream.take_message()
+            if request is None:
+                call.finish(StatusCode.UNIMPLEMENTED, f"{call.method} expects exactly one request message, got 0")
+            else:
+                call.start(request)
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
         call = self.calls.get(event.stream_id)
         if call is not None:
+            call.stream.on_reset(event.error_code, "reset by the client")
             call.on_reset()
-        self.wake_sender(event.stream_id)
+        else:
+            self.wake_sender(event.stream_id)
         if self._reset_guard.reset() and not self._half_closed:
             self._calm_down(b"too many stream resets")
 
@@ -297,8 +290,7 @@ class ServerConnection(H2Protocol):
         if call is None:
             self._trailers_only(event.stream_id, StatusCode.RESOURCE_EXHAUSTED, message)
         elif not call.finished:  # the request's trailers were too large
-            if call.task is not None:
-                call.task.cancel()
+            call.stream.on_reset(None, message)
             call.finish(StatusCode.RESOURCE_EXHAUSTED, message)
 
     def _on_enhance_your_calm(self, event: EnhanceYourCalm) -> None:

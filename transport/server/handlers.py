@@ -23,18 +23,31 @@ class Cardinality(enum.Enum):
 
     UNARY_UNARY = "unary_unary"
     UNARY_STREAM = "unary_stream"
-    #: Both sides stream. Minimal for now (see transport/server/streaming.py): the
-    #: handler starts at the request headers and iterates the request messages.
+    STREAM_UNARY = "stream_unary"
     STREAM_STREAM = "stream_stream"
+
+    @property
+    def request_streaming(self) -> bool:
+        """The client sends a stream of messages (the handler starts at the request headers)."""
+        return self is Cardinality.STREAM_UNARY or self is Cardinality.STREAM_STREAM
+
+    @property
+    def response_streaming(self) -> bool:
+        return self is Cardinality.UNARY_STREAM or self is Cardinality.STREAM_STREAM
 
 
 @dataclass(frozen=True, slots=True)
 class MethodHandler:
     """A registered method: the coroutine to run and how to (de)serialize messages.
 
-    ``fn(request, context)`` returns the response (UNARY_UNARY) or is an async
-    generator of responses (UNARY_STREAM); ``fn(requests, context)`` takes an
-    async iterator of requests and is an async generator of responses (STREAM_STREAM).
+    - UNARY_UNARY: ``fn(request, context)`` returns the response;
+    - UNARY_STREAM: ``fn(request, context)`` is an async generator of responses;
+    - STREAM_UNARY: ``fn(requests, context)`` takes an async iterator of requests, returns the response;
+    - STREAM_STREAM: ``fn(requests, context)`` is an async generator of responses, reading and
+      writing in any order.
+
+    A streaming-response handler may instead be a plain coroutine that writes with
+    ``await context.write(response)``.
     """
 
     cardinality: Cardinality
@@ -53,7 +66,7 @@ def unary_unary(
 
 
 def unary_stream(
-    fn: Callable[[Any, ServerCall], AsyncIterator[Any]],
+    fn: Callable[[Any, ServerCall], AsyncIterator[Any]] | Callable[[Any, ServerCall], Awaitable[None]],
     request_deserializer: Deserializer = _identity,
     response_serializer: Serializer = _identity,
 ) -> MethodHandler:
@@ -61,13 +74,27 @@ def unary_stream(
     return MethodHandler(Cardinality.UNARY_STREAM, fn, request_deserializer, response_serializer)
 
 
+def stream_unary(
+    fn: Callable[[AsyncIterator[Any], ServerCall], Awaitable[Any]],
+    request_deserializer: Deserializer = _identity,
+    response_serializer: Serializer = _identity,
+) -> MethodHandler:
+    """A handler iterating a stream of requests and returning one response."""
+    return MethodHandler(Cardinality.STREAM_UNARY, fn, request_deserializer, response_serializer)
+
+
 def stream_stream(
-    fn: Callable[[AsyncIterator[Any], ServerCall], AsyncIterator[Any]],
+    fn: Callable[[AsyncIterator[Any], ServerCall], AsyncIterator[Any]]
+    | Callable[[AsyncIterator[Any], ServerCall], Awaitable[None]],
     request_deserializer: Deserializer = _identity,
     response_serializer: Serializer = _identity,
 ) -> MethodHandler:
     """A handler iterating a stream of requests and yielding a stream of responses."""
     return MethodHandler(Cardinality.STREAM_STREAM, fn, request_deserializer, response_serializer)
+
+
+#: A catch-all: asked for a method path the server has no handler for; None = UNIMPLEMENTED.
+GenericHandler = Callable[[str], MethodHandler | None]
 
 
 class Service(Protocol):

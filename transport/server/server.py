@@ -14,7 +14,7 @@ from transport.address import Address
 from transport.http2 import DEFAULT_MAX_HEADER_LIST_SIZE, DEFAULT_WINDOW_SIZE
 from transport.server.acceptor import Acceptor, default_max_connections, open_listener
 from transport.server.connection import ServerConnection
-from transport.server.handlers import MethodHandler, Service
+from transport.server.handlers import GenericHandler, MethodHandler, Service
 from transport.status import StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 
@@ -128,6 +128,7 @@ class Server:
         self.name = name
         self.options = options or ServerOptions()
         self.methods: dict[str, MethodHandler] = {}
+        self._generic_handlers: list[GenericHandler] = []
         self.stats = ServerStats()
         self.response_headers: list[tuple[bytes, bytes]] = (
             [(SERVER_NAME_KEY.encode(), name.encode("ascii"))] if name else []
@@ -148,6 +149,21 @@ class Server:
         handlers = service if isinstance(service, Mapping) else service.method_handlers()
         for path, handler in handlers.items():
             self.add_method(path, handler)
+
+    def add_generic_handler(self, lookup: GenericHandler) -> None:
+        """A catch-all, asked (in the order added) for any path the method table lacks.
+
+        ``lookup(path)`` returns a handler or None (UNIMPLEMENTED). With identity
+        serializers the handler sees raw message bytes: a proxy can forward any method.
+        """
+        self._generic_handlers.append(lookup)
+
+    def lookup_generic(self, path: str) -> MethodHandler | None:
+        for lookup in self._generic_handlers:
+            handler = lookup(path)
+            if handler is not None:
+                return handler
+        return None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Address:
         """Listen on ``host:port`` (0 picks a free port); return the bound address.

@@ -1,0 +1,243 @@
+"""One HTTP/2 stream of one call: the only thing that touches the h2 connection on that call's behalf.
+
+Both sides use it. The connection that owns the socket (:class:`.H2Protocol`)
+feeds it what h2 reports for its stream id (headers, data, trailers, the end,
+a reset); the call reads messages from it and writes through it:
+
+- sending: :meth:`send_headers`, :meth:`send_message` (under flow control and
+  the socket's backpressure), :meth:`send_trailers`, :meth:`end`, :meth:`reset`;
+  and the unary fast paths :meth:`send_request` / :meth:`send_response`, which
+  put a whole request or answer on the wire in one step when the windows allow
+  (:mod:`.fast_path`), else return False and the caller takes the general path;
+- receiving: :meth:`recv_message` (also ``async for``) yields whole messages,
+  however the DATA frames split them.
+
+Received bytes are acknowledged to the peer's stream window **when the consumer
+takes the message** they belong to, so a stream never holds more than its
+window plus one partial message (bounded by the receive limit) however slowly
+its consumer reads. The connection window is acknowledged on arrival (as
+grpc-go does), so one slow stream does not stall the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import h2.exceptions
+from h2.errors import ErrorCodes
+
+from transport.wire import PREFIX_SIZE, MessageDecoder, encode_message
+
+if TYPE_CHECKING:
+    from transport.http2.protocol import H2Protocol
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class StreamReset(Exception):
+    """The peer reset the stream (RST_STREAM), or the connection ended under it."""
+
+    def __init__(self, error_code: int | None, reason: str) -> None:
+        super().__init__(reason)
+        #: The RST_STREAM code; None when the connection was lost.
+        self.error_code = error_code
+
+
+class Stream:
+    """One call's HTTP/2 stream. Created by the connection, fed by it, used by the call."""
+
+    __slots__ = (
+        "_decoder",
+        "_messages",
+        "_unacked",
+        "_waiter",
+        "conn",
+        "error",
+        "headers",
+        "headers_sent",
+        "local_ended",
+        "remote_ended",
+        "stream_id",
+        "trailers",
+    )
+
+    def __init__(self, conn: H2Protocol, stream_id: int, max_message_length: int) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        #: The peer's first header block (request or response headers), and its trailers.
+        self.headers: Headers | None = None
+        self.trailers: Headers | None = None
+        self.headers_sent = False
+        #: We sent END_STREAM / the peer did.
+        self.local_ended = False
+        self.remote_ended = False
+        #: Set when the stream was reset or its connection lost; reading raises it.
+        self.error: StreamReset | None = None
+        self._decoder = MessageDecoder(max_message_length)
+        self._messages: deque[bytes] = deque()
+        #: Flow-controlled bytes received on this stream and not yet acknowledged.
+        self._unacked = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.stream_id} {'ended' if self.remote_ended else 'open'}>"
+
+    # --- fed by the connection ------------------------------------------------
+
+    def on_data(self, data: bytes, flow_controlled_length: int) -> None:
+        """A DATA frame: decode its messages; RpcError if they break the receive limit or encoding."""
+        h2c = self.conn.h2
+        if flow_controlled_length:
+            h2c.acknowledge_connection_data(flow_controlled_length)
+            self._unacked += flow_controlled_length
+        messages = self._decoder.feed(data)
+        if messages:
+            self._messages.extend(messages)
+            self._wake()
+        elif not self._messages and self._unacked:
+            # Only part of a message is held (bounded by the receive limit): let the
+            # peer send the rest, or a message larger than the window never arrives.
+            self._ack(self._unacked)
+
+    def on_end(self) -> None:
+        """END_STREAM from the peer."""
+        self.remote_ended = True
+        self._wake()
+
+    def on_reset(self, error_code: int | None, reason: str) -> None:
+        """RST_STREAM from the peer (``error_code``), or the connection is gone (None)."""
+        if self.error is None:
+            self.error = StreamReset(error_code, reason)
+        self.conn.wake_sender(self.stream_id, self.error)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # --- receiving --------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Bytes of a message begun and not finished."""
+        return self._decoder.pending
+
+    @property
+    def queued(self) -> int:
+        """Whole messages received and not yet taken."""
+        return len(self._messages)
+
+    def take_message(self) -> bytes | None:
+        """The next whole message if one has arrived, else None (never waits)."""
+        if not self._messages:
+            return None
+        message = self._messages.popleft()
+        if self._unacked and not self.remote_ended:
+            # Give back this message's share of the window; all of it once nothing is queued.
+            self._ack(self._unacked if not self._messages else min(self._unacked, len(message) + PREFIX_SIZE))
+        return message
+
+    async def recv_message(self) -> bytes | None:
+        """The next message; None once the peer ended the stream; StreamReset if it was reset."""
+        while True:
+            if self._messages:
+                return self.take_message()
+            if self.error is not None:
+                raise self.error
+            if self.remote_ended:
+                return None
+            await self.wait_for_data()
+
+    async def wait_for_data(self) -> None:
+        """Wait until a message, the end or a reset arrives."""
+        waiter = self._waiter = self.conn.loop.create_future()
+        await waiter
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (message := await self.recv_message()) is not None:
+            yield message
+
+    def _ack(self, n: int) -> None:
+        self._unacked -= n
+        self.conn.h2.acknowledge_stream_data(self.stream_id, n)
+        self.conn.schedule_flush()
+
+    # --- sending ----------------------------------------------------------
+
+    def send_headers(self, headers: Headers, *, end_stream: bool = False) -> None:
+        self.headers_sent = True
+        self.conn.h2.send_headers(self.stream_id, headers, end_stream=end_stream)
+        if end_stream:
+            self.local_ended = True
+        self.conn.schedule_flush()
+
+    async def send_message(self, payload: bytes, *, end_stream: bool = False) -> None:
+        """Send one message, waiting for the windows and the socket as needed; StreamReset if the stream ends."""
+        await self.send_data(encode_message(payload), end_stream=end_stream)
+
+    async def send_data(self, data: bytes, *, end_stream: bool = False) -> None:
+        """Send raw DATA bytes under flow control."""
+        conn = self.conn
+        if self.error is not None:
+            raise self.error
+        try:
+            if not conn.try_send_data(self.stream_id, data, end_stream):
+                await conn.send_data(self.stream_id, data, end_stream)
+        except h2.exceptions.ProtocolError as exc:  # the stream closed meanwhile
+            raise self.error or StreamReset(None, f"stream closed: {exc}") from None
+        if end_stream:
+            self.local_ended = True
+        conn.schedule_flush()
+
+    def send_trailers(self, trailers: Headers) -> None:
+        """The final header block, ending our side."""
+        self.send_headers(trailers, end_stream=True)
+
+    def end(self) -> None:
+        """End our side without more data (the client's half-close)."""
+        if not self.local_ended:
+            self.local_ended = True
+            self.conn.h2.end_stream(self.stream_id)
+            self.conn.schedule_flush()
+
+    def reset(self, code: int = ErrorCodes.CANCEL) -> None:
+        """RST_STREAM ``code``, if the stream is still open; wakes whoever waits on it."""
+        conn = self.conn
+        try:
+            conn.h2.reset_stream(self.stream_id, code)
+        except h2.exceptions.ProtocolError:
+            pass  # already closed
+        self.local_ended = True
+        if self.error is None:
+            self.error = StreamReset(code, "stream reset")
+        conn.wake_sender(self.stream_id, self.error)
+        self._wake()
+        conn.schedule_flush()
+
+    # --- the unary fast paths (fast_path.py) ---------------------------------
+
+    def send_request(self, headers: Headers, data: bytes) -> bool:
+        """Open the stream with request ``headers`` and end it with ``data`` (a framed message) in one step."""
+        if self.conn.write_paused or not self.conn.h2.send_request(self.stream_id, headers, data):
+            return False
+        self.headers_sent = self.local_ended = True
+        self.conn.schedule_flush()
+        return True
+
+    def send_response(self, headers: Headers, data: bytes, trailers: Headers) -> bool:
+        """Answer an ended request with ``headers``, ``data`` (a framed message) and ``trailers`` in one step."""
+        if (
+            self.headers_sent
+            or self.conn.write_paused
+            or not self.conn.h2.send_response(self.stream_id, headers, data, trailers)
+        ):
+            return False
+        self.headers_sent = self.local_ended = True
+        self.conn.schedule_flush()
+        return True
