@@ -344,7 +344,8 @@ def _failed(call: ServerCall, exc: BaseException) -> None:
 
 
 def _deserialize(handler: MethodHandler, request: bytes | None) -> Any:
+    """The request message as the handler takes it (INTERNAL if it does not parse)."""
     try:
-        return handler.request_deserializer(request)
+        return handler.request_deserializer(request if request is not None else b"")
     except Exception as exc:
         raise RpcError(StatusCode.INTERNAL, f"could not parse the request message: {type(exc).__name__}") from exc
