@@ -1,4 +1,4 @@
-"""Load-balancing policies, registered by name."""
+"""Load-balancing policies, registered by name; imports nothing from ``transport.client``."""
 
 from transport.balancer import pick_first, round_robin
 from transport.balancer.base import (
@@ -7,7 +7,10 @@ from transport.balancer.base import (
     IdlePicker,
     LoadBalancer,
     Picker,
+    PickInfo,
+    PickResult,
     QueuePicker,
+    Subchannel,
     get_policy,
     policy_names,
     register_policy,
@@ -18,8 +21,11 @@ __all__ = [
     "Helper",
     "IdlePicker",
     "LoadBalancer",
+    "PickInfo",
+    "PickResult",
     "Picker",
     "QueuePicker",
+    "Subchannel",
     "get_policy",
     "pick_first",
     "policy_names",

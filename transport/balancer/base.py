@@ -3,7 +3,13 @@
 A :class:`LoadBalancer` gets the resolved addresses, creates subchannels
 through its :class:`Helper`, watches their states and publishes a
 :class:`Picker`: the per-call decision, swapped whole whenever the picture
-changes so that picking stays a cheap synchronous call.
+changes so that picking stays a cheap synchronous call. A pick returns a
+:class:`PickResult` whose ``done`` callback tells the policy how the call
+ended, so a policy can count calls without reaching into the channel.
+
+This package imports nothing from ``transport.client``: :class:`Subchannel`
+here is the part of a subchannel that policies use, which the client's
+concrete subchannel satisfies structurally.
 """
 
 from __future__ import annotations
@@ -11,26 +17,74 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from transport.address import Address
-from transport.client.subchannel import Subchannel
 from transport.connectivity import ConnectivityState
+from transport.metadata import Metadata
 from transport.status import RpcError, StatusCode
+
+
+class Subchannel(Protocol):
+    """One connection to one address, as a policy sees it (grpc-go ``balancer.SubConn``)."""
+
+    @property
+    def address(self) -> Address: ...
+
+    @property
+    def state(self) -> ConnectivityState: ...
+
+    @property
+    def last_error(self) -> str:
+        """Why the last connection attempt failed or the connection went away ("" if none)."""
+        ...
+
+    @property
+    def quick_losses(self) -> int:
+        """Connections in a row that went away before they proved themselves."""
+        ...
+
+    def request_connection(self) -> None:
+        """Connect if IDLE (respecting backoff); otherwise nothing."""
+
+    def shutdown(self) -> None:
+        """Stop reconnecting and close the connection once its calls are done."""
+
+
+@dataclass(frozen=True, slots=True)
+class PickInfo:
+    """What the channel knows about the call being picked for (grpc-go ``balancer.PickInfo``)."""
+
+    #: The full method path, "/package.Service/Method".
+    method: str
+    #: The call's request metadata.
+    metadata: Metadata
+
+
+@dataclass(frozen=True, slots=True)
+class PickResult:
+    """A pick (grpc-go ``balancer.PickResult``): the subchannel, and ``done(status)``, which the
+    channel runs exactly once when the call ends on it, whatever the status (UNAVAILABLE if the
+    call could not go there after all, e.g. a transparent retry). A picker without ``done`` may
+    return the same prebuilt result for every call."""
+
+    subchannel: Subchannel
+    done: Callable[[StatusCode], None] | None = None
 
 
 class Picker(ABC):
     """Chooses the subchannel for one call."""
 
     @abstractmethod
-    def pick(self) -> Subchannel | None:
+    def pick(self, info: PickInfo) -> PickResult | None:
         """A READY subchannel, or None to wait for the next picker; raise RpcError to fail the call."""
 
 
 class QueuePicker(Picker):
     """Nothing is READY yet: calls wait for a new picker."""
 
-    def pick(self) -> Subchannel | None:
+    def pick(self, info: PickInfo) -> PickResult | None:
         return None
 
 
@@ -43,7 +97,7 @@ class IdlePicker(Picker):
     def __init__(self, exit_idle: Callable[[], None]) -> None:
         self.exit_idle = exit_idle
 
-    def pick(self) -> Subchannel | None:
+    def pick(self, info: PickInfo) -> PickResult | None:
         self.exit_idle()
         return None
 
@@ -54,7 +108,7 @@ class FailPicker(Picker):
     def __init__(self, details: str) -> None:
         self.details = details
 
-    def pick(self) -> Subchannel | None:
+    def pick(self, info: PickInfo) -> PickResult | None:
         raise RpcError(StatusCode.UNAVAILABLE, self.details)
 
 

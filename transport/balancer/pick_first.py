@@ -5,19 +5,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from transport.address import Address
-from transport.balancer.base import FailPicker, Helper, IdlePicker, LoadBalancer, Picker, QueuePicker, register_policy
-from transport.client.subchannel import Subchannel
+from transport.balancer.base import (
+    FailPicker,
+    Helper,
+    IdlePicker,
+    LoadBalancer,
+    Picker,
+    PickInfo,
+    PickResult,
+    QueuePicker,
+    Subchannel,
+    register_policy,
+)
 from transport.connectivity import ConnectivityState
 
 
 class _FixedPicker(Picker):
-    __slots__ = ("subchannel",)
+    """Every call on one subchannel: one prebuilt result, nothing allocated per pick."""
+
+    __slots__ = ("result",)
 
     def __init__(self, subchannel: Subchannel) -> None:
-        self.subchannel = subchannel
+        self.result = PickResult(subchannel)
 
-    def pick(self) -> Subchannel | None:
-        return self.subchannel
+    def pick(self, info: PickInfo) -> PickResult | None:
+        return self.result
 
 
 @register_policy

@@ -5,8 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from transport.address import Address
-from transport.balancer.base import FailPicker, Helper, IdlePicker, LoadBalancer, Picker, QueuePicker, register_policy
-from transport.client.subchannel import Subchannel
+from transport.balancer.base import (
+    FailPicker,
+    Helper,
+    IdlePicker,
+    LoadBalancer,
+    Picker,
+    PickInfo,
+    PickResult,
+    QueuePicker,
+    Subchannel,
+    register_policy,
+)
 from transport.connectivity import ConnectivityState
 
 #: Quick losses in a row (see ``Subchannel``) after which a subchannel reconnects only when a
@@ -16,21 +26,22 @@ MAX_EAGER_QUICK_LOSSES = 1
 
 class RoundRobinPicker(Picker):
     """Rotate over a fixed list of READY subchannels (the scene's ``pickSubchannel``); each pick
-    also asks the ``waiting`` subchannels (IDLE until a call comes) to connect."""
+    also asks the ``waiting`` subchannels (IDLE until a call comes) to connect. The results are
+    prebuilt, one per subchannel: nothing is allocated per pick."""
 
-    __slots__ = ("next", "subchannels", "waiting")
+    __slots__ = ("next", "results", "waiting")
 
-    def __init__(self, subchannels: list[Subchannel], start: int, waiting: Sequence[Subchannel] = ()) -> None:
-        self.subchannels = subchannels
+    def __init__(self, subchannels: Sequence[Subchannel], start: int, waiting: Sequence[Subchannel] = ()) -> None:
+        self.results = [PickResult(sc) for sc in subchannels]
         self.next = start
         self.waiting = waiting
 
-    def pick(self) -> Subchannel | None:
+    def pick(self, info: PickInfo) -> PickResult | None:
         for idle in self.waiting:
             idle.request_connection()
-        sc = self.subchannels[self.next % len(self.subchannels)]
+        result = self.results[self.next % len(self.results)]
         self.next += 1
-        return sc
+        return result
 
 
 @register_policy

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from transport.address import Address
-from transport.balancer import FailPicker, Picker, QueuePicker, get_policy
+from transport.balancer import FailPicker, Picker, PickInfo, PickResult, QueuePicker, get_policy
 from transport.client.backoff import BackoffConfig
-from transport.client.connection import RawResponse, StreamNotProcessed
+from transport.client.connection import ClientConnection, RawResponse, StreamNotProcessed
 from transport.client.interceptors import CallDetails, ClientInterceptor, chain
 from transport.client.resolver import parse_target
 from transport.client.subchannel import Subchannel, SubchannelOptions
@@ -303,18 +303,23 @@ class Channel:
             raise RpcError(StatusCode.INTERNAL, str(exc)) from exc
         deadline = self.loop.time() + details.timeout if details.timeout is not None else None
         path = details.method.encode()
+        info = PickInfo(details.method, details.metadata)
         retried = False
         while True:
             try:
-                sc = self._picker.pick()
+                picked = self._picker.pick(info)
             except RpcError:
                 if not details.wait_for_ready:
                     raise
-                sc = None
-            if sc is None or sc.connection is None or not sc.connection.usable:
-                sc = await self._wait_for_pick(deadline, details.wait_for_ready)
-            conn = sc.connection
-            assert conn is not None
+                picked = None
+            if (
+                picked is None
+                or not isinstance(sc := picked.subchannel, Subchannel)
+                or (conn := sc.connection) is None
+                or not conn.usable
+            ):
+                picked, sc, conn = await self._wait_for_pick(info, picked, deadline, details.wait_for_ready)
+            done = picked.done  # run exactly once below, however this attempt ends
             sc_stats = sc.stats
             sc_stats.calls_started += 1
             sc_stats.calls_in_flight += 1
@@ -324,38 +329,61 @@ class Channel:
                     response = details.response_deserializer(raw.message)
                 except Exception as exc:
                     raise RpcError(StatusCode.INTERNAL, f"could not parse the response: {exc}") from exc
-            except StreamNotProcessed:
+            except StreamNotProcessed as exc:
                 sc_stats.calls_started -= 1  # the server never saw it
+                if done is not None:
+                    _end_pick(done, exc)
                 if retried:
                     raise
                 retried = True  # gRPC's transparent retry, once, on a fresh pick
                 continue
-            except BaseException:
+            except BaseException as exc:
                 sc_stats.calls_failed += 1
+                if done is not None:
+                    _end_pick(done, exc)
                 raise
             else:
                 sc_stats.calls_succeeded += 1
+                if done is not None:
+                    _end_pick(done, StatusCode.OK)
             finally:
                 sc_stats.calls_in_flight -= 1
             return UnaryResult(response, raw, sc.address)
 
-    async def _wait_for_pick(self, deadline: float | None, wait_for_ready: bool) -> Subchannel:
+    async def _wait_for_pick(
+        self, info: PickInfo, unusable: PickResult | None, deadline: float | None, wait_for_ready: bool
+    ) -> tuple[PickResult, Subchannel, ClientConnection]:
+        """Pick again, and after every new picker, until a pick can take the call now. A pick
+        that cannot (its connection just went away) ends at once: its ``done`` gets UNAVAILABLE."""
+        if unusable is not None and unusable.done is not None:
+            _end_pick(unusable.done, StatusCode.UNAVAILABLE)
         while True:
             try:
-                sc = self._picker.pick()
+                picked = self._picker.pick(info)
             except RpcError:
                 if not wait_for_ready:
                     raise
-                sc = None
-            if sc is not None and sc.connection is not None and sc.connection.usable:
-                return sc
+                picked = None
+            if picked is not None:
+                sc = picked.subchannel
+                if not isinstance(sc, Subchannel):
+                    error = RpcError(
+                        StatusCode.INTERNAL, f"the {self.policy_name} picker returned {sc!r}, not a subchannel"
+                    )
+                    if picked.done is not None:
+                        _end_pick(picked.done, error)
+                    raise error
+                if (conn := sc.connection) is not None and conn.usable:
+                    return picked, sc, conn
+                if picked.done is not None:
+                    _end_pick(picked.done, StatusCode.UNAVAILABLE)
             if self._closed:
                 raise RpcError(StatusCode.UNAVAILABLE, "channel is closed")
             timeout = None if deadline is None else deadline - self.loop.time()
             if timeout is not None and timeout <= 0:
                 raise RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded while waiting for a connection")
             changed = self._picker_changed
-            if sc is not None:
+            if picked is not None:
                 # The picker chose a subchannel whose connection just went away;
                 # its state change (and a new picker) is on the way.
                 await asyncio.sleep(0)
@@ -411,6 +439,20 @@ class Channel:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close(grace=0)
+
+
+def _end_pick(done: Callable[[StatusCode], None], outcome: StatusCode | BaseException) -> None:
+    """Run a pick's ``done`` with the status its attempt ended with; a failing callback is
+    logged and never changes the call's outcome."""
+    if isinstance(outcome, BaseException):
+        if isinstance(outcome, RpcError):
+            outcome = outcome.code
+        else:
+            outcome = StatusCode.CANCELLED if isinstance(outcome, asyncio.CancelledError) else StatusCode.UNKNOWN
+    try:
+        done(outcome)
+    except Exception:
+        log.exception("a pick's done callback failed")
 
 
 class UnaryUnaryMethod:
