@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
 from app.greeter.service import SAY_HELLO, Greeter
@@ -48,14 +49,11 @@ def ipv4_target(servers: list[Server]) -> str:
     return "ipv4:" + ",".join(str(s.address) for s in servers)
 
 
-async def greet(channel: Channel, name: str = "Ada", **kwargs: object) -> UnaryResult:
-    return await channel.unary_unary(
-        SAY_HELLO,
-        HelloRequest(name=name),
-        request_serializer=HelloRequest.SerializeToString,
-        response_deserializer=HelloReply.FromString,
-        **kwargs,  # type: ignore[arg-type]
+async def greet(channel: Channel, name: str = "Ada", **kwargs: Any) -> UnaryResult:
+    say_hello = channel.unary_unary(
+        SAY_HELLO, request_serializer=HelloRequest.SerializeToString, response_deserializer=HelloReply.FromString
     )
+    return await say_hello.with_call(HelloRequest(name=name), **kwargs)
 
 
 def served_by(result: UnaryResult) -> str:

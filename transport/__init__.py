@@ -11,14 +11,23 @@ from transport.client import (
     ChannelOptions,
     Subchannel,
     UnaryResult,
-    UnaryUnaryMethod,
 )
 from transport.connectivity import ConnectivityState
+from transport.eof import EOF
 from transport.metadata import Metadata
-from transport.server import Server, ServerOptions, ServicerContext, unary_stream, unary_unary
+from transport.server import (
+    Server,
+    ServerOptions,
+    ServicerContext,
+    stream_stream,
+    stream_unary,
+    unary_stream,
+    unary_unary,
+)
 from transport.status import RpcError, StatusCode
 
 __all__ = [
+    "EOF",
     "Address",
     "BackoffConfig",
     "CallDetails",
@@ -33,7 +42,8 @@ __all__ = [
     "StatusCode",
     "Subchannel",
     "UnaryResult",
-    "UnaryUnaryMethod",
+    "stream_stream",
+    "stream_unary",
     "unary_stream",
     "unary_unary",
 ]

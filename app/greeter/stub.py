@@ -6,13 +6,13 @@ from typing import Any
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
 from app.greeter.service import SAY_HELLO
-from transport import Channel, UnaryResult, UnaryUnaryMethod
+from transport import Channel, UnaryResult
 from transport.server import SERVER_NAME_KEY
 
 
 class GreeterStub:
     def __init__(self, channel: Channel) -> None:
-        self.SayHello = UnaryUnaryMethod(channel, SAY_HELLO, HelloRequest.SerializeToString, HelloReply.FromString)
+        self.SayHello = channel.unary_unary(SAY_HELLO, HelloRequest.SerializeToString, HelloReply.FromString)
 
     async def say_hello(self, name: str, **kwargs: Any) -> UnaryResult:
         """greet(name): the call the scene fires, with where it landed."""

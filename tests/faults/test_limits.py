@@ -572,7 +572,7 @@ async def test_oversized_response_trailers_fail_that_call_only_on_the_client(env
     server = await env.start()
     async with Channel(f"ipv4:{server.address}", options=FAST) as channel:
         with pytest.raises(RpcError) as caught:
-            await channel.unary_unary(BIG_TRAILERS.decode(), b"x", timeout=2.0)
+            await channel.unary_unary(BIG_TRAILERS.decode()).with_call(b"x", timeout=2.0)
         assert caught.value.code == StatusCode.RESOURCE_EXHAUSTED, caught.value
         assert "over the client's limit of 16384" in caught.value.details
         for name in ("Bob", "Cy"):

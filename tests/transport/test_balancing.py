@@ -25,7 +25,7 @@ from transport import (
     unary_unary,
 )
 from transport.client import CallDetails, Invoker
-from transport.client.channel import UnaryResult
+from transport.client.call import Call, UnaryResult
 from transport.metadata import metadata_value
 
 READY = ConnectivityState.READY
@@ -251,7 +251,7 @@ async def test_channel_counters_reconcile(greeters: list[Server]) -> None:
         await fire(channel, 20)
         for _ in range(3):
             with pytest.raises(RpcError):
-                await channel.unary_unary("/helloworld.Greeter/Nope", b"", timeout=5)
+                await channel.unary_unary("/helloworld.Greeter/Nope").with_call(b"", timeout=5)
         s = channel.stats
         assert s.calls_started == 23 == s.calls_succeeded + s.calls_failed
         assert (s.calls_succeeded, s.calls_failed, s.calls_in_flight) == (20, 3, 0)
@@ -272,13 +272,7 @@ async def test_subchannel_successes_match_channel_when_response_unparsable(greet
     async with Channel(str(greeters[0].address), options=FAST) as channel:
         await greet(channel, timeout=5)
         with pytest.raises(RpcError) as info:
-            await channel.unary_unary(
-                SAY_HELLO,
-                HelloRequest(name="x"),
-                timeout=5,
-                request_serializer=HelloRequest.SerializeToString,
-                response_deserializer=bad_deserializer,
-            )
+            await channel.unary_unary(SAY_HELLO, request_serializer=HelloRequest.SerializeToString, response_deserializer=bad_deserializer).with_call(HelloRequest(name="x"), timeout=5)
         assert info.value.code is StatusCode.INTERNAL
         s = channel.stats
         assert (s.calls_succeeded, s.calls_failed) == (1, 1)
@@ -292,19 +286,21 @@ async def test_interceptors_run_in_order_and_add_metadata(probe: tuple[Server, P
     log: list[str] = []
 
     def make(name: str) -> Any:
-        async def interceptor(details: CallDetails, request: Any, invoke: Invoker) -> UnaryResult:
+        async def interceptor(details: CallDetails, call: Call, invoke: Invoker) -> None:
             log.append(f"{name}>")
             details.metadata = (*details.metadata, (f"x-{name}", name))
-            result = await invoke(details, request)
+            call.add_done_callback(lambda c: log.append(f"{name} saw {c.done()}"))
+            await invoke(details)
             log.append(f"<{name}")
-            return result
 
         return interceptor
 
     async with Channel(str(server.address), options=FAST, interceptors=[make("a"), make("b")]) as channel:
-        await channel.unary_unary(META, b"", metadata=(("x-call", "c"),), timeout=5)
-        await channel.unary_unary(META, b"", timeout=5)
-    assert log == ["a>", "b>", "<b", "<a"] * 2
+        await channel.unary_unary(META).with_call(b"", metadata=(("x-call", "c"),), timeout=5)
+        call = channel.unary_unary(META)(b"", timeout=5)
+        await call
+        assert await call.code() is StatusCode.OK
+    assert log == ["a>", "b>", "<b", "<a", "a saw True", "b saw True"] * 2
     first, second = p.metadata
     assert metadata_value(first, "x-call") == "c"
     assert [k for k, _ in first if k.startswith("x-")] == ["x-call", "x-a", "x-b"]
@@ -315,7 +311,7 @@ async def test_cancelled_call_counts_cancelled_and_cancels_handler(probe: tuple[
     """task.cancel() ends the call as CANCELLED in the channel stats; the server handler is cancelled."""
     server, p = probe
     async with Channel(str(server.address), options=FAST) as channel:
-        task = asyncio.create_task(channel.unary_unary(GATE, b"", timeout=10))
+        task = asyncio.create_task(channel.unary_unary(GATE).with_call(b"", timeout=10))
         await wait_until(lambda: p.started == 1, what="handler started")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -335,7 +331,7 @@ async def test_graceful_stop_finishes_in_flight_and_refuses_new(probe: tuple[Ser
     server, p = probe
     address = server.address
     async with Channel(str(address), options=FAST) as channel:
-        calls = [asyncio.create_task(channel.unary_unary(GATE, b"", timeout=10)) for _ in range(3)]
+        calls = [asyncio.create_task(channel.unary_unary(GATE).with_call(b"", timeout=10)) for _ in range(3)]
         await wait_until(lambda: p.started == 3, what="3 handlers running")
         stopping = asyncio.create_task(server.stop(grace=5))
         await wait_until(lambda: not server.serving, what="server stops listening")
@@ -359,12 +355,12 @@ async def test_server_counters(probe: tuple[Server, Probe]) -> None:
     server, p = probe
     async with Channel(str(server.address), options=FAST) as channel:
         for _ in range(5):
-            await channel.unary_unary(META, b"", timeout=5)
+            await channel.unary_unary(META).with_call(b"", timeout=5)
         with pytest.raises(RpcError):
-            await channel.unary_unary("/test.T/Missing", b"", timeout=5)
+            await channel.unary_unary("/test.T/Missing").with_call(b"", timeout=5)
         with pytest.raises(RpcError):
-            await channel.unary_unary(ABORT, b"", timeout=5)
-        gated = [asyncio.create_task(channel.unary_unary(GATE, b"", timeout=10)) for _ in range(2)]
+            await channel.unary_unary(ABORT).with_call(b"", timeout=5)
+        gated = [asyncio.create_task(channel.unary_unary(GATE).with_call(b"", timeout=10)) for _ in range(2)]
         await wait_until(lambda: p.started == 2, what="2 gated calls running")
         assert server.stats.connections_open == 1
         assert server.stats.calls_in_flight == 2
@@ -386,7 +382,7 @@ async def test_max_concurrent_streams_client_waits_for_slots() -> None:
     server, p = await probe_server(ServerOptions(max_concurrent_streams=2))
     try:
         async with Channel(str(server.address), options=FAST) as channel:
-            results = await asyncio.gather(*(channel.unary_unary(WORK, b"%d" % i, timeout=5) for i in range(10)))
+            results = await asyncio.gather(*(channel.unary_unary(WORK).with_call(b"%d" % i, timeout=5) for i in range(10)))
         assert [r.response for r in results] == [b"%d" % i for i in range(10)]
         assert p.max_active == 2
         assert server.stats.status_counts() == {"OK": 10}
@@ -398,12 +394,12 @@ async def test_cancelled_call_frees_its_stream_slot(narrow: tuple[Server, Probe]
     """After cancelling the only in-flight call on a 1-stream connection, the next call gets the slot."""
     server, p = narrow
     async with Channel(str(server.address), options=FAST) as channel:
-        task = asyncio.create_task(channel.unary_unary(GATE, b"", timeout=10))
+        task = asyncio.create_task(channel.unary_unary(GATE).with_call(b"", timeout=10))
         await wait_until(lambda: p.started == 1, what="slot taken")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        result = await asyncio.wait_for(channel.unary_unary(META, b"", timeout=2), 2)
+        result = await asyncio.wait_for(channel.unary_unary(META).with_call(b"", timeout=2), 2)
         assert result.response == b"ok"
 
 
@@ -411,13 +407,13 @@ async def test_deadline_applies_while_waiting_for_stream_slot(narrow: tuple[Serv
     """A call queued behind a full connection still fails at its deadline, not when the slot frees."""
     server, p = narrow
     async with Channel(str(server.address), options=FAST) as channel:
-        holder = asyncio.create_task(channel.unary_unary(GATE, b"", timeout=10))
+        holder = asyncio.create_task(channel.unary_unary(GATE).with_call(b"", timeout=10))
         await wait_until(lambda: p.started == 1, what="slot taken")
         loop = asyncio.get_running_loop()
         start = loop.time()
         try:
             with pytest.raises(RpcError) as info:
-                await asyncio.wait_for(channel.unary_unary(META, b"", timeout=0.2), 2)
+                await asyncio.wait_for(channel.unary_unary(META).with_call(b"", timeout=0.2), 2)
             assert info.value.code is StatusCode.DEADLINE_EXCEEDED
             assert loop.time() - start < 1.0
             assert not holder.done()
@@ -430,10 +426,10 @@ async def test_cancelled_slot_waiter_does_not_swallow_wakeup(narrow: tuple[Serve
     """Cancelling one call queued for a stream slot must not leave the next queued call stuck."""
     server, p = narrow
     async with Channel(str(server.address), options=FAST) as channel:
-        holder = asyncio.create_task(channel.unary_unary(GATE, b"", timeout=10))
+        holder = asyncio.create_task(channel.unary_unary(GATE).with_call(b"", timeout=10))
         await wait_until(lambda: p.started == 1, what="slot taken")
-        b = asyncio.create_task(channel.unary_unary(META, b"", timeout=10))
-        c = asyncio.create_task(channel.unary_unary(META, b"", timeout=10))
+        b = asyncio.create_task(channel.unary_unary(META).with_call(b"", timeout=10))
+        c = asyncio.create_task(channel.unary_unary(META).with_call(b"", timeout=10))
         sc = channel.subchannels[0]
         await wait_until(lambda: sc.stats.calls_in_flight == 3, what="two calls queued for a slot")
         b.cancel()
@@ -449,9 +445,9 @@ async def test_queued_call_fails_when_connection_dies(narrow: tuple[Server, Prob
     """A call waiting for a stream slot ends (UNAVAILABLE) when the connection dies, instead of hanging."""
     server, p = narrow
     async with Channel(str(server.address), options=FAST) as channel:
-        holder = asyncio.create_task(channel.unary_unary(GATE, b"", timeout=10))
+        holder = asyncio.create_task(channel.unary_unary(GATE).with_call(b"", timeout=10))
         await wait_until(lambda: p.started == 1, what="slot taken")
-        queued = asyncio.create_task(channel.unary_unary(META, b"", timeout=10))
+        queued = asyncio.create_task(channel.unary_unary(META).with_call(b"", timeout=10))
         sc = channel.subchannels[0]
         await wait_until(lambda: sc.stats.calls_in_flight == 2, what="one call queued for a slot")
         server.kill()

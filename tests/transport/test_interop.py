@@ -267,9 +267,7 @@ async def test_our_channel_calls_grpcio_greeter(to_grpcio: Channel) -> None:
 async def test_our_channel_metadata_both_ways(to_grpcio: Channel, grpcio_server: tuple[str, GrpcRecorder]) -> None:
     """Our metadata (incl. -bin) reaches grpcio's handler; its initial and trailing metadata reach us."""
     _, rec = grpcio_server
-    result = await to_grpcio.unary_unary(
-        META, b"y", metadata=(("x-user", "bob"), ("blob-bin", b"\x00\x01\xfe\xff")), timeout=5
-    )
+    result = await to_grpcio.unary_unary(META).with_call(b"y", metadata=(("x-user", "bob"), ("blob-bin", b"\x00\x01\xfe\xff")), timeout=5)
     assert result.response == b"meta:y"
     assert metadata_value(rec.metadata, "x-user") == "bob"
     assert metadata_value(rec.metadata, "blob-bin") == b"\x00\x01\xfe\xff"
@@ -285,7 +283,7 @@ async def test_our_channel_deadline_against_grpcio(to_grpcio: Channel, grpcio_se
     loop = asyncio.get_running_loop()
     start = loop.time()
     with pytest.raises(RpcError) as info:
-        await to_grpcio.unary_unary(SLOW, b"", timeout=0.2)
+        await to_grpcio.unary_unary(SLOW).with_call(b"", timeout=0.2)
     assert info.value.code is StatusCode.DEADLINE_EXCEEDED
     assert loop.time() - start < 2
     await asyncio.wait_for(rec.slow_done.wait(), 3)
@@ -295,7 +293,7 @@ async def test_our_channel_deadline_against_grpcio(to_grpcio: Channel, grpcio_se
 async def test_our_channel_non_ascii_error_from_grpcio(to_grpcio: Channel) -> None:
     """grpcio's abort(NOT_FOUND, non-ASCII) arrives intact."""
     with pytest.raises(RpcError) as info:
-        await to_grpcio.unary_unary(ABORT, b"", timeout=5)
+        await to_grpcio.unary_unary(ABORT).with_call(b"", timeout=5)
     assert info.value.code is StatusCode.NOT_FOUND
     assert info.value.details == NON_ASCII
 
@@ -303,14 +301,14 @@ async def test_our_channel_non_ascii_error_from_grpcio(to_grpcio: Channel) -> No
 async def test_our_channel_large_message_with_grpcio(to_grpcio: Channel) -> None:
     """3 MiB each way with grpcio."""
     payload = bytes(range(256)) * (3 * MiB // 256)
-    result = await to_grpcio.unary_unary(ECHO, payload, timeout=10)
+    result = await to_grpcio.unary_unary(ECHO).with_call(payload, timeout=10)
     assert result.response == payload
 
 
 async def test_our_channel_unknown_method_on_grpcio(to_grpcio: Channel) -> None:
     """grpcio answers an unknown method with UNIMPLEMENTED."""
     with pytest.raises(RpcError) as info:
-        await to_grpcio.unary_unary("/nope.Nope/Nope", b"", timeout=5)
+        await to_grpcio.unary_unary("/nope.Nope/Nope").with_call(b"", timeout=5)
     assert info.value.code is StatusCode.UNIMPLEMENTED
 
 
@@ -322,7 +320,7 @@ async def test_our_client_handler_exception_no_leak(ours: tuple[Server, Recorder
     server, _ = ours
     async with Channel(str(server.address), options=FAST) as channel:
         with pytest.raises(RpcError) as info:
-            await channel.unary_unary(BOOM, b"", timeout=5)
+            await channel.unary_unary(BOOM).with_call(b"", timeout=5)
     assert info.value.code is StatusCode.UNKNOWN
     assert SECRET not in info.value.details and "Traceback" not in info.value.details
 
@@ -332,7 +330,7 @@ async def test_our_client_our_server_deadline(ours: tuple[Server, Recorder]) -> 
     server, rec = ours
     async with Channel(str(server.address), options=FAST) as channel:
         with pytest.raises(RpcError) as info:
-            await channel.unary_unary(SLOW, b"", timeout=0.2)
+            await channel.unary_unary(SLOW).with_call(b"", timeout=0.2)
     assert info.value.code is StatusCode.DEADLINE_EXCEEDED
     await asyncio.wait_for(rec.cancelled.wait(), 3)
 

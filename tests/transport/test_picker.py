@@ -147,15 +147,15 @@ async def test_done_gets_every_calls_final_status(
         assert served_by(await greet(channel, timeout=5)) == "pod-1"
         assert policy.calls_in_flight == 0
         with pytest.raises(RpcError) as unknown:
-            await channel.unary_unary(MISSING, b"", timeout=5)
+            await channel.unary_unary(MISSING).with_call(b"", timeout=5)
         assert unknown.value.code is StatusCode.UNIMPLEMENTED
         assert policy.calls_in_flight == 0
         with pytest.raises(RpcError) as late:
-            await channel.unary_unary(WAIT, b"", timeout=0.2)
+            await channel.unary_unary(WAIT).with_call(b"", timeout=0.2)
         assert late.value.code is StatusCode.DEADLINE_EXCEEDED
         assert policy.calls_in_flight == 0
 
-        call = asyncio.ensure_future(channel.unary_unary(WAIT, b"", timeout=30))
+        call = asyncio.ensure_future(channel.unary_unary(WAIT).with_call(b"", timeout=30))
         await wait_until(lambda: len(entered) == 2, 5, "the second WAIT call to reach the server")
         assert policy.calls_in_flight == 1
         call.cancel()

@@ -1,13 +1,28 @@
 """The client: channel, resolver, subchannels, interceptors."""
 
 from transport.client.backoff import BackoffConfig, ExponentialBackoff
-from transport.client.channel import Channel, ChannelOptions, ChannelStats, UnaryResult, UnaryUnaryMethod
+from transport.client.call import (
+    Call,
+    StreamStreamCall,
+    StreamUnaryCall,
+    UnaryResult,
+    UnaryStreamCall,
+    UnaryUnaryCall,
+)
+from transport.client.channel import Channel, ChannelOptions, ChannelStats
 from transport.client.interceptors import CallDetails, ClientInterceptor, Invoker
+from transport.client.multicallable import (
+    StreamStreamMultiCallable,
+    StreamUnaryMultiCallable,
+    UnaryStreamMultiCallable,
+    UnaryUnaryMultiCallable,
+)
 from transport.client.resolver import Resolver, parse_target, register_scheme, resolve_all, resolve_one
 from transport.client.subchannel import Subchannel, SubchannelOptions, SubchannelStats
 
 __all__ = [
     "BackoffConfig",
+    "Call",
     "CallDetails",
     "Channel",
     "ChannelOptions",
@@ -16,11 +31,18 @@ __all__ = [
     "ExponentialBackoff",
     "Invoker",
     "Resolver",
+    "StreamStreamCall",
+    "StreamStreamMultiCallable",
+    "StreamUnaryCall",
+    "StreamUnaryMultiCallable",
     "Subchannel",
     "SubchannelOptions",
     "SubchannelStats",
     "UnaryResult",
-    "UnaryUnaryMethod",
+    "UnaryStreamCall",
+    "UnaryStreamMultiCallable",
+    "UnaryUnaryCall",
+    "UnaryUnaryMultiCallable",
     "parse_target",
     "register_scheme",
     "resolve_all",

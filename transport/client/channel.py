@@ -17,13 +17,18 @@ from typing import Any, Self
 from transport.address import Address
 from transport.balancer import FailPicker, Picker, PickInfo, PickResult, QueuePicker, get_policy
 from transport.client.backoff import BackoffConfig
-from transport.client.connection import ClientConnection, RawResponse, StreamNotProcessed
+from transport.client.connection import ClientConnection
 from transport.client.interceptors import CallDetails, ClientInterceptor, chain
+from transport.client.multicallable import (
+    StreamStreamMultiCallable,
+    StreamUnaryMultiCallable,
+    UnaryStreamMultiCallable,
+    UnaryUnaryMultiCallable,
+)
 from transport.client.resolver import parse_target
 from transport.client.subchannel import Subchannel, SubchannelOptions
 from transport.connectivity import ConnectivityState
 from transport.http2 import DEFAULT_WINDOW_SIZE
-from transport.metadata import Metadata, encode_metadata, metadata_value
 from transport.status import RpcError, StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 
@@ -76,31 +81,6 @@ class ChannelStats:
         self.calls_by_status = [0] * len(StatusCode)
 
 
-class UnaryResult:
-    """A finished unary call: the response and where it came from."""
-
-    __slots__ = ("_raw", "address", "response")
-
-    def __init__(self, response: Any, raw: RawResponse, address: Address) -> None:
-        self.response = response
-        self._raw = raw
-        #: The subchannel address the call rode (a proxy's, behind an L4 balancer).
-        self.address = address
-
-    @property
-    def initial_metadata(self) -> Metadata:
-        return self._raw.initial_metadata
-
-    @property
-    def trailing_metadata(self) -> Metadata:
-        return self._raw.trailing_metadata
-
-    def metadata_value(self, key: str) -> str | bytes | None:
-        """A value from the response headers, else the trailers."""
-        value = metadata_value(self.initial_metadata, key)
-        return value if value is not None else metadata_value(self.trailing_metadata, key)
-
-
 ChannelListener = Callable[["Channel", str, Any], None]
 
 
@@ -144,7 +124,8 @@ class Channel:
         self._resolving: asyncio.Task[None] | None = None
         #: A re-resolution requested inside the interval, due at its end.
         self._reresolution_timer: asyncio.TimerHandle | None = None
-        self._invoke = chain(interceptors, self._invoke_transport)
+        #: The interceptors as one callable (None: none, the common case).
+        self.interceptor_chain = chain(interceptors)
         self._lb = policy_cls(self)
         self._resolve()
 
@@ -244,111 +225,82 @@ class Channel:
 
     # --- calls ------------------------------------------------------------
 
-    async def unary_unary(
+    def unary_unary(
         self,
         method: str,
-        request: Any,
-        *,
-        timeout: float | None = None,
-        metadata: Metadata = (),
-        wait_for_ready: bool = False,
         request_serializer: Callable[[Any], bytes] | None = None,
         response_deserializer: Callable[[bytes], Any] | None = None,
-    ) -> UnaryResult:
-        """Run one unary call through the interceptors; raise RpcError on failure."""
-        details = CallDetails(method, timeout, metadata, wait_for_ready)
-        if request_serializer is not None:
-            details.request_serializer = request_serializer
-        if response_deserializer is not None:
-            details.response_deserializer = response_deserializer
-        stats = self.stats
-        stats.calls_started += 1
-        stats.calls_in_flight += 1
-        self._idle.clear()
-        try:
-            result = await self._invoke(details, request)
-        except RpcError as exc:
-            stats.calls_failed += 1
-            stats.calls_by_status[exc.code] += 1
-            raise
-        except asyncio.CancelledError:
-            stats.calls_failed += 1
-            stats.calls_by_status[StatusCode.CANCELLED] += 1
-            raise
-        except Exception as exc:
-            # An interceptor or codec bug still ends the call with a status.
-            stats.calls_failed += 1
-            stats.calls_by_status[StatusCode.UNKNOWN] += 1
-            raise RpcError(StatusCode.UNKNOWN, f"call failed on the client: {type(exc).__name__}: {exc}") from exc
-        else:
-            stats.calls_succeeded += 1
-            stats.calls_by_status[0] += 1
-            return result
-        finally:
-            stats.calls_in_flight -= 1
-            if not stats.calls_in_flight:
-                self._idle.set()
+    ) -> UnaryUnaryMultiCallable:
+        """A callable for ``method`` (grpc.aio's shape): ``await mc(request, timeout=...)``."""
+        return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer)
 
-    async def _invoke_transport(self, details: CallDetails, request: Any) -> UnaryResult:
-        """The end of the interceptor chain: pick, send on one stream, await the response."""
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+    ) -> UnaryStreamMultiCallable:
+        """A callable for a server-streaming ``method``: ``async for r in mc(request)``."""
+        return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+    ) -> StreamUnaryMultiCallable:
+        """A callable for a client-streaming ``method``: write requests, then ``await`` the response."""
+        return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+    ) -> StreamStreamMultiCallable:
+        """A callable for a bidirectional ``method``: write and read in any order."""
+        return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def call_started(self) -> None:
+        self.stats.calls_started += 1
+        self.stats.calls_in_flight += 1
+        self._idle.clear()
+
+    def call_ended(self, code: StatusCode) -> None:
+        """A call's one status (every call ends as exactly one success or one failure)."""
+        stats = self.stats
+        stats.calls_in_flight -= 1
+        stats.calls_by_status[code] += 1
+        if code is StatusCode.OK:
+            stats.calls_succeeded += 1
+        else:
+            stats.calls_failed += 1
+        if not stats.calls_in_flight:
+            self._idle.set()
+
+    async def pick(
+        self, details: CallDetails, deadline: float | None
+    ) -> tuple[Subchannel, ClientConnection, Callable[[StatusCode], None] | None]:
+        """The subchannel (and its connection) for one attempt of a call, and the pick's ``done``.
+
+        Waits for a new picker while the policy queues calls (or, with
+        ``wait_for_ready``, while it fails them), bounded by ``deadline``.
+        """
         if self._closed:
             raise RpcError(StatusCode.UNAVAILABLE, "channel is closed")
-        try:
-            payload = details.request_serializer(request)
-        except Exception as exc:
-            raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
-        try:
-            headers = encode_metadata(details.metadata) if details.metadata else []
-        except ValueError as exc:
-            raise RpcError(StatusCode.INTERNAL, str(exc)) from exc
-        deadline = self.loop.time() + details.timeout if details.timeout is not None else None
-        path = details.method.encode()
         info = PickInfo(details.method, details.metadata)
-        retried = False
-        while True:
-            try:
-                picked = self._picker.pick(info)
-            except RpcError:
-                if not details.wait_for_ready:
-                    raise
-                picked = None
-            if (
-                picked is None
-                or not isinstance(sc := picked.subchannel, Subchannel)
-                or (conn := sc.connection) is None
-                or not conn.usable
-            ):
-                picked, sc, conn = await self._wait_for_pick(info, picked, deadline, details.wait_for_ready)
-            done = picked.done  # run exactly once below, however this attempt ends
-            sc_stats = sc.stats
-            sc_stats.calls_started += 1
-            sc_stats.calls_in_flight += 1
-            try:
-                raw = await conn.unary_unary(path, payload, headers, deadline)
-                try:
-                    response = details.response_deserializer(raw.message)
-                except Exception as exc:
-                    raise RpcError(StatusCode.INTERNAL, f"could not parse the response: {exc}") from exc
-            except StreamNotProcessed as exc:
-                sc_stats.calls_started -= 1  # the server never saw it
-                if done is not None:
-                    _end_pick(done, exc)
-                if retried:
-                    raise
-                retried = True  # gRPC's transparent retry, once, on a fresh pick
-                continue
-            except BaseException as exc:
-                sc_stats.calls_failed += 1
-                if done is not None:
-                    _end_pick(done, exc)
+        try:
+            picked = self._picker.pick(info)
+        except RpcError:
+            if not details.wait_for_ready:
                 raise
-            else:
-                sc_stats.calls_succeeded += 1
-                if done is not None:
-                    _end_pick(done, StatusCode.OK)
-            finally:
-                sc_stats.calls_in_flight -= 1
-            return UnaryResult(response, raw, sc.address)
+            picked = None
+        if picked is not None:
+            sc = picked.subchannel
+            if isinstance(sc, Subchannel) and (conn := sc.connection) is not None and conn.usable:
+                return sc, conn, picked.done
+        picked, sc, conn = await self._wait_for_pick(info, picked, deadline, details.wait_for_ready)
+        return sc, conn, picked.done
 
     async def _wait_for_pick(
         self, info: PickInfo, unusable: PickResult | None, deadline: float | None, wait_for_ready: bool
@@ -453,33 +405,3 @@ def _end_pick(done: Callable[[StatusCode], None], outcome: StatusCode | BaseExce
         done(outcome)
     except Exception:
         log.exception("a pick's done callback failed")
-
-
-class UnaryUnaryMethod:
-    """A typed method on a channel, like a generated stub's attribute."""
-
-    __slots__ = ("_channel", "_deserializer", "_path", "_serializer")
-
-    def __init__(
-        self,
-        channel: Channel,
-        path: str,
-        request_serializer: Callable[[Any], bytes],
-        response_deserializer: Callable[[bytes], Any],
-    ) -> None:
-        self._channel = channel
-        self._path = path
-        self._serializer = request_serializer
-        self._deserializer = response_deserializer
-
-    async def __call__(self, request: Any, **kwargs: Any) -> Any:
-        return (await self.with_call(request, **kwargs)).response
-
-    async def with_call(self, request: Any, **kwargs: Any) -> UnaryResult:
-        return await self._channel.unary_unary(
-            self._path,
-            request,
-            request_serializer=self._serializer,
-            response_deserializer=self._deserializer,
-            **kwargs,
-        )

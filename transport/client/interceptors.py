@@ -1,9 +1,12 @@
-"""Client interceptors: a chain of callables around each call.
+"""Client interceptors: a chain of callables around the start of every call, whatever its cardinality.
 
-An interceptor is ``async def __call__(details, request, invoke)``: it may
-read or change ``details`` (method, timeout, metadata), call
-``await invoke(details, request)`` to continue down the chain to the
-transport, and return or transform the :class:`UnaryResult`.
+An interceptor is ``async def __call__(details, call, invoke)``. It may read or
+change ``details`` (method, timeout, metadata), must ``await invoke(details)``
+to go on down the chain (the innermost ``invoke`` picks a subchannel and opens
+the call's stream), may raise RpcError to fail the call instead, and may watch
+how the call ends with ``call.add_done_callback(cb)`` (``await call.code()``
+and the metadata work as for the caller). The chain runs once per call;
+transparent retries happen below it, as in gRPC.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from transport.metadata import Metadata
 
 if TYPE_CHECKING:
-    from transport.client.channel import UnaryResult
+    from transport.client.call import Call
 
 
 def _identity(value: Any) -> Any:
@@ -35,15 +38,29 @@ class CallDetails:
     response_deserializer: Callable[[bytes], Any] = _identity
 
 
-Invoker = Callable[[CallDetails, Any], Awaitable["UnaryResult"]]
+Invoker = Callable[[CallDetails], Awaitable[None]]
 
 
 class ClientInterceptor(Protocol):
-    def __call__(self, details: CallDetails, request: Any, invoke: Invoker) -> Awaitable[UnaryResult]: ...
+    def __call__(self, details: CallDetails, call: Call, invoke: Invoker) -> Awaitable[None]: ...
 
 
-def chain(interceptors: Sequence[ClientInterceptor], invoke: Invoker) -> Invoker:
-    """Wrap ``invoke`` so the first interceptor runs first (outermost)."""
-    for interceptor in reversed(interceptors):
-        invoke = functools.partial(interceptor, invoke=invoke)
-    return invoke
+Chain = Callable[[CallDetails, "Call", Invoker], Awaitable[None]]
+
+
+def chain(interceptors: Sequence[ClientInterceptor]) -> Chain | None:
+    """One callable running ``interceptors`` in order (the first outermost); None when there are none."""
+    if not interceptors:
+        return None
+
+    async def run(details: CallDetails, call: Call, invoke: Invoker) -> None:
+        inner: Invoker = invoke
+        for interceptor in reversed(interceptors):
+            inner = functools.partial(_step, interceptor, call, inner)
+        await inner(details)
+
+    return run
+
+
+async def _step(interceptor: ClientInterceptor, call: Call, invoke: Invoker, details: CallDetails) -> None:
+    await interceptor(details, call, invoke)

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from transport.address import Address
 from transport.client.backoff import BackoffConfig, ExponentialBackoff
 from transport.client.connection import ClientConnection
+from transport.client.outcome import stream_error
 from transport.connectivity import ConnectivityState
 from transport.health.messages import ServingStatus, decode_response, encode_request
 from transport.health.service import WATCH
 from transport.http2 import DEFAULT_WINDOW_SIZE
+from transport.http2.stream import StreamReset
 from transport.status import RpcError, StatusCode
-from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
+from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, encode_message
 
 log = logging.getLogger(__name__)
 
@@ -223,18 +225,30 @@ class Subchannel:
         else -> TRANSIENT_FAILURE (the connection stays up; picks skip it)."""
         while conn is self.connection and conn.usable:
             try:
-                stream = await conn.unary_stream(WATCH.encode(), encode_request(service), [], None)
-                async for message in stream:
-                    status = decode_response(message)
-                    if conn is not self.connection:
-                        return
-                    self.health = status.name
-                    if status is ServingStatus.SERVING:
-                        self.last_error = ""
-                        self._set_state(ConnectivityState.READY)
-                    else:
-                        self.last_error = f"{self.address} reports health {status.name}"
-                        self._set_state(ConnectivityState.TRANSIENT_FAILURE)
+                stream = conn.open_stream(
+                    conn.request_headers(WATCH.encode(), [], None), encode_message(encode_request(service))
+                )
+                try:
+                    if not stream.local_ended:
+                        await stream.send_data(encode_message(encode_request(service)), end_stream=True)
+                    while (message := await stream.recv_message()) is not None:
+                        status = decode_response(message)
+                        if conn is not self.connection:
+                            return
+                        self.health = status.name
+                        if status is ServingStatus.SERVING:
+                            self.last_error = ""
+                            self._set_state(ConnectivityState.READY)
+                        else:
+                            self.last_error = f"{self.address} reports health {status.name}"
+                            self._set_state(ConnectivityState.TRANSIENT_FAILURE)
+                except StreamReset:
+                    pass
+                finally:
+                    conn.forget(stream)
+                error = stream_error(stream)
+                if error is not None:
+                    raise error
                 reason = "the server ended the health watch"
             except RpcError as exc:
                 if exc.code is StatusCode.UNIMPLEMENTED:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import h2.exceptions
 from h2.errors import ErrorCodes
 
+from transport.status import RpcError
 from transport.wire import PREFIX_SIZE, MessageDecoder, encode_message
 
 if TYPE_CHECKING:
@@ -38,12 +39,19 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class StreamReset(Exception):
-    """The peer reset the stream (RST_STREAM), or the connection ended under it."""
+    """The stream ended abnormally: RST_STREAM (either side), or the connection ended under it."""
 
-    def __init__(self, error_code: int | None, reason: str) -> None:
+    def __init__(
+        self, error_code: int | None, reason: str, *, status: RpcError | None = None, unprocessed: bool = False
+    ) -> None:
         super().__init__(reason)
-        #: The RST_STREAM code; None when the connection was lost.
+        #: The RST_STREAM code; None when the connection was lost or went away.
         self.error_code = error_code
+        self.reason = reason
+        #: The status the call should report, when the side that reset it knows it (a deadline, a bad message).
+        self.status = status
+        #: The server never processed the stream (REFUSED_STREAM, above a GOAWAY's last id): safe to retry.
+        self.unprocessed = unprocessed
 
 
 class Stream:
@@ -53,8 +61,9 @@ class Stream:
         "_decoder",
         "_messages",
         "_unacked",
-        "_waiter",
+        "_waiters",
         "conn",
+        "discard_data",
         "error",
         "headers",
         "headers_sent",
@@ -76,11 +85,14 @@ class Stream:
         self.remote_ended = False
         #: Set when the stream was reset or its connection lost; reading raises it.
         self.error: StreamReset | None = None
+        #: The peer's body is not gRPC (a plain HTTP answer): acknowledge it, decode nothing.
+        self.discard_data = False
         self._decoder = MessageDecoder(max_message_length)
         self._messages: deque[bytes] = deque()
         #: Flow-controlled bytes received on this stream and not yet acknowledged.
         self._unacked = 0
-        self._waiter: asyncio.Future[None] | None = None
+        #: Whoever waits for something to arrive (a reader, someone waiting for the headers).
+        self._waiters: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
         return f"<Stream {self.stream_id} {'ended' if self.remote_ended else 'open'}>"
@@ -93,33 +105,44 @@ class Stream:
         if flow_controlled_length:
             h2c.acknowledge_connection_data(flow_controlled_length)
             self._unacked += flow_controlled_length
+        if self.discard_data:
+            self._ack(self._unacked)
+            return
         messages = self._decoder.feed(data)
         if messages:
             self._messages.extend(messages)
-            self._wake()
+            if self._waiters:
+                self._wake()
         elif not self._messages and self._unacked:
             # Only part of a message is held (bounded by the receive limit): let the
             # peer send the rest, or a message larger than the window never arrives.
             self._ack(self._unacked)
+
+    def on_headers(self, headers: Headers) -> None:
+        """The peer's first header block."""
+        self.headers = headers
+        if self._waiters:
+            self._wake()
 
     def on_end(self) -> None:
         """END_STREAM from the peer."""
         self.remote_ended = True
         self._wake()
 
-    def on_reset(self, error_code: int | None, reason: str) -> None:
+    def on_reset(self, error_code: int | None, reason: str, *, unprocessed: bool = False) -> None:
         """RST_STREAM from the peer (``error_code``), or the connection is gone (None)."""
         if self.error is None:
-            self.error = StreamReset(error_code, reason)
+            self.error = StreamReset(error_code, reason, unprocessed=unprocessed)
         self.conn.wake_sender(self.stream_id, self.error)
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     # --- receiving --------------------------------------------------------
 
@@ -155,9 +178,20 @@ class Stream:
             await self.wait_for_data()
 
     async def wait_for_data(self) -> None:
-        """Wait until a message, the end or a reset arrives."""
-        waiter = self._waiter = self.conn.loop.create_future()
+        """Wait until headers, a message, the end or a reset arrive."""
+        waiter = self.conn.loop.create_future()
+        self._waiters.append(waiter)
         await waiter
+
+    @property
+    def closed(self) -> bool:
+        """The peer ended the stream, or it was reset."""
+        return self.remote_ended or self.error is not None
+
+    async def wait_closed(self) -> None:
+        """Wait for the end of the stream (END_STREAM from the peer, or a reset)."""
+        while not (self.remote_ended or self.error is not None):
+            await self.wait_for_data()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while (message := await self.recv_message()) is not None:
@@ -206,8 +240,11 @@ class Stream:
             self.conn.h2.end_stream(self.stream_id)
             self.conn.schedule_flush()
 
-    def reset(self, code: int = ErrorCodes.CANCEL) -> None:
-        """RST_STREAM ``code``, if the stream is still open; wakes whoever waits on it."""
+    def reset(self, code: int = ErrorCodes.CANCEL, status: RpcError | None = None) -> None:
+        """RST_STREAM ``code``, if the stream is still open; wakes whoever waits on it.
+
+        ``status`` is what the call should report (e.g. DEADLINE_EXCEEDED).
+        """
         conn = self.conn
         try:
             conn.h2.reset_stream(self.stream_id, code)
@@ -215,7 +252,7 @@ class Stream:
             pass  # already closed
         self.local_ended = True
         if self.error is None:
-            self.error = StreamReset(code, "stream reset")
+            self.error = StreamReset(code, "stream reset", status=status)
         conn.wake_sender(self.stream_id, self.error)
         self._wake()
         conn.schedule_flush()

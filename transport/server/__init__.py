@@ -1,6 +1,7 @@
 """The gRPC server: method table, connections, calls."""
 
-from transport.server.call import EOF, ServerCall
+from transport.eof import EOF
+from transport.server.call import ServerCall
 from transport.server.handlers import (
     Cardinality,
     GenericHandler,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from h2.errors import ErrorCodes
 
 from transport.eager import start_eagerly
+from transport.eof import EOF
 from transport.http2 import ConnectionClosed
 from transport.http2.stream import Stream, StreamReset
 from transport.metadata import Metadata, decode_metadata, encode_metadata
@@ -37,21 +38,6 @@ log = logging.getLogger(__name__)
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 _STATUS_BYTES = [str(int(code)).encode() for code in StatusCode]
 _OK_STATUS = (b"grpc-status", b"0")
-
-
-class _End:
-    """``transport.EOF``: what ``read()`` returns once the other side has ended its messages."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "EOF"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-EOF: Any = _End()
 
 
 class ServerCall:

@@ -1,0 +1,690 @@
+"""Client calls of the four cardinalities, shaped like grpc.aio's call objects.
+
+Each call is one RPC: the interceptors run once, then an *attempt* picks a
+subchannel (through the channel's picker) and opens one stream on its
+connection. An attempt the server never processed (REFUSED_STREAM, above a
+GOAWAY's last stream id, a connection that closed first) is retried once,
+transparently, on a fresh pick — as long as nothing the call sent or received
+would be lost by it. Whatever happens, a call ends exactly once with one status,
+counted once by the channel, the subchannel and the pick's ``done`` callback.
+
+A unary call runs inside the ``await`` that asks for its result: no Task, no
+extra loop turn (the unary hot path). Asking for metadata first, or streaming,
+starts what is needed when it is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from h2.errors import ErrorCodes
+
+from transport.client.connection import ClientConnection, StreamNotProcessed
+from transport.client.interceptors import CallDetails
+from transport.client.outcome import stream_error
+from transport.eof import EOF
+from transport.http2.stream import Stream, StreamReset
+from transport.metadata import Metadata, decode_metadata, encode_metadata, metadata_value
+from transport.status import RpcError, StatusCode
+from transport.wire import encode_message
+
+if TYPE_CHECKING:
+    from transport.address import Address
+    from transport.client.channel import Channel
+    from transport.client.subchannel import Subchannel
+
+log = logging.getLogger(__name__)
+
+DoneCallback = Callable[["Call"], None]
+
+
+class Call:
+    """What every call has: status, metadata, cancellation, and the attempt machinery."""
+
+    __slots__ = (
+        "_callbacks",
+        "_channel",
+        "_conn",
+        "_deadline",
+        "_error",
+        "_finish_waiters",
+        "_finished",
+        "_judging",
+        "_opening",
+        "_pick_done",
+        "_request_data",
+        "_retried",
+        "_sent_or_received",
+        "_started",
+        "_stream",
+        "_subchannel",
+        "_task",
+        "_timer",
+        "call_details",
+    )
+
+    def __init__(self, channel: Channel, details: CallDetails) -> None:
+        self._channel = channel
+        #: Method, timeout, metadata...: what the interceptors see and may change.
+        self.call_details = details
+        self._deadline: float | None = None
+        self._stream: Stream | None = None
+        self._conn: ClientConnection | None = None
+        self._subchannel: Subchannel | None = None
+        self._pick_done: Callable[[StatusCode], None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._error: RpcError | None = None
+        self._finished = False
+        #: Futures of those waiting for the status while someone else works it out.
+        self._finish_waiters: list[asyncio.Future[None]] | None = None
+        #: Someone is waiting for the stream's end to decide the status (and maybe retry).
+        self._judging = False
+        self._started = False
+        self._retried = False
+        #: The attempt has sent a message the caller gave, or received one: a retry would lose it.
+        self._sent_or_received = False
+        self._request_data: bytes | None = None
+        self._callbacks: list[DoneCallback] | None = None
+        #: The stream being opened in the background (when metadata is asked for first).
+        self._opening: asyncio.Task[Stream] | None = None
+        #: A Task driving a unary-response call whose status was asked for before its result.
+        self._task: asyncio.Task[Any] | None = None
+        channel.call_started()
+
+    # --- what grpc.aio's calls offer ------------------------------------------
+
+    @property
+    def address(self) -> Address | None:
+        """The subchannel address the call rode (a proxy's, behind an L4 balancer)."""
+        return self._subchannel.address if self._subchannel is not None else None
+
+    def done(self) -> bool:
+        return self._finished
+
+    def cancelled(self) -> bool:
+        return self._error is not None and self._error.code is StatusCode.CANCELLED
+
+    def cancel(self) -> bool:
+        """Cancel the call (RST_STREAM CANCEL); False if it had already ended."""
+        if self._finished:
+            return False
+        error = RpcError(StatusCode.CANCELLED, "cancelled by the client")
+        stream = self._stream
+        if stream is not None:
+            stream.reset(ErrorCodes.CANCEL, error)
+        for task in (self._task, self._opening):
+            if task is not None:
+                task.cancel()
+        self._finish(error)
+        return True
+
+    def add_done_callback(self, callback: DoneCallback) -> None:
+        """Run ``callback(call)`` once the call has its status (at once if it has)."""
+        if self._finished:
+            callback(self)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
+
+    async def initial_metadata(self) -> Metadata:
+        """The response headers' metadata (empty if the call failed before any)."""
+        if not self._finished:
+            try:
+                stream = await self._stream_ready()
+            except RpcError:
+                return ()
+            while stream.headers is None and not stream.closed and not self._finished:
+                await stream.wait_for_data()
+        last = self._stream
+        return decode_metadata(last.headers) if last is not None and last.headers else ()
+
+    async def trailing_metadata(self) -> Metadata:
+        await self._wait_finished()
+        if self._error is not None:
+            return self._error.trailing_metadata
+        stream = self._stream
+        return decode_metadata(stream.trailers) if stream is not None and stream.trailers else ()
+
+    async def code(self) -> StatusCode:
+        await self._wait_finished()
+        return self._error.code if self._error is not None else StatusCode.OK
+
+    async def details(self) -> str:
+        await self._wait_finished()
+        return self._error.details if self._error is not None else ""
+
+    def metadata_value(self, key: str) -> str | bytes | None:
+        """A value from the response headers, else the trailers, of a call that has them."""
+        stream = self._stream
+        if stream is None:
+            return None
+        for block in (stream.headers, stream.trailers):
+            if block:
+                value = metadata_value(decode_metadata(block), key)
+                if value is not None:
+                    return value
+        return None
+
+    # --- the stream -------------------------------------------------------
+
+    async def _stream_ready(self) -> Stream:
+        """The call's stream: opened now if nothing started it, else when its opening is done."""
+        if self._stream is not None and self._started and self._opening is None:
+            return self._stream
+        if not self._started:
+            self._opening = asyncio.get_running_loop().create_task(self._start_stream())
+            self._opening.add_done_callback(_retrieve)
+            self._started = True
+        if self._opening is not None:
+            await asyncio.wait([self._opening])
+            if self._opening.cancelled():
+                raise self._error or RpcError(StatusCode.CANCELLED, "cancelled by the client")
+            exc = self._opening.exception()
+            if exc is not None:
+                raise self._error or (exc if isinstance(exc, RpcError) else self._fail(exc))
+        if self._stream is None:
+            raise self._error or RpcError(StatusCode.INTERNAL, "the call has no stream")
+        return self._stream
+
+    async def _start_stream(self) -> Stream:
+        """Open the first attempt's stream and send what the call already knows (a unary request)."""
+        self._started = True
+        try:
+            request = self._request_bytes()
+            if request is not None:
+                self._request_data = encode_message(request)
+            stream = await self._open()
+            await self._send_request(stream)
+        except asyncio.CancelledError:
+            self._fail(asyncio.CancelledError())
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
+            raise self._fail(exc) from None
+        return stream
+
+    def _request_bytes(self) -> bytes | None:
+        """The serialized request of a unary-request call (None for streaming requests)."""
+        return None
+
+    async def _send_request(self, stream: Stream) -> None:
+        """Send the rest of a unary request the fast path could not (a large message)."""
+        if self._request_data is not None and not stream.local_ended:
+            try:
+                await stream.send_data(self._request_data, end_stream=True)
+            except StreamReset:
+                pass  # the server answered (or reset) before taking it all: the outcome says which
+
+    async def _open(self) -> Stream:
+        """Run the interceptors (once) and open the first attempt's stream."""
+        interceptors = self._channel.interceptor_chain
+        if interceptors is not None:
+            await interceptors(self.call_details, self, self._attempt)
+            if self._stream is None:
+                raise RpcError(StatusCode.INTERNAL, "an interceptor returned without invoking the call")
+        else:
+            await self._attempt(self.call_details)
+        assert self._stream is not None
+        return self._stream
+
+    async def _attempt(self, details: CallDetails) -> None:
+        """Pick a subchannel and open a stream on it (sending the whole request when it is known)."""
+        channel = self._channel
+        if self._finished:
+            raise self._error or RpcError(StatusCode.CANCELLED, "cancelled by the client")
+        if self._deadline is None and details.timeout is not None:
+            loop = channel.loop
+            self._deadline = loop.time() + details.timeout
+            self._timer = loop.call_at(self._deadline, self._on_deadline)
+        try:
+            metadata = encode_metadata(details.metadata) if details.metadata else []
+        except ValueError as exc:
+            raise RpcError(StatusCode.INTERNAL, str(exc)) from exc
+        while True:
+            subchannel, conn, done = await channel.pick(details, self._deadline)
+            stats = subchannel.stats
+            stats.calls_started += 1
+            stats.calls_in_flight += 1
+            try:
+                if not conn.has_stream_slot:
+                    await conn.wait_stream_slot(self._deadline)
+                headers = conn.request_headers(details.method.encode(), metadata, self._deadline)
+                stream = conn.open_stream(headers, self._request_data)
+            except StreamNotProcessed:
+                stats.calls_started -= 1  # the server never saw it
+                stats.calls_in_flight -= 1
+                if done is not None:
+                    _run_done(done, StatusCode.UNAVAILABLE)
+                continue  # that connection is going away: pick again
+            except BaseException as exc:
+                stats.calls_in_flight -= 1
+                stats.calls_failed += 1
+                if done is not None:
+                    _run_done(done, exc.code if isinstance(exc, RpcError) else StatusCode.CANCELLED)
+                raise
+            break
+        self._stream, self._conn, self._subchannel, self._pick_done = stream, conn, subchannel, done
+
+    async def _retry(self) -> Stream | None:
+        """Attempt again (transparent retry: once, and only if nothing would be lost); the new stream."""
+        if self._retried or self._sent_or_received or self._finished:
+            return None
+        self._retried = True
+        self._release(StatusCode.UNAVAILABLE, counted=False)
+        await self._attempt(self.call_details)
+        stream = self._stream
+        assert stream is not None
+        await self._send_request(stream)
+        return stream
+
+    async def _outcome(self, stream: Stream) -> tuple[Stream, RpcError | None]:
+        """Wait for ``stream`` to end; its status, after a transparent retry when one applies.
+
+        One caller decides (and retries); a second one meanwhile waits for the call's status.
+        """
+        if self._judging:
+            await self._until_finished()
+            assert self._stream is not None
+            return self._stream, self._error
+        self._judging = True
+        try:
+            while True:
+                if not stream.closed:
+                    await stream.wait_closed()
+                error = stream_error(stream)
+                if isinstance(error, StreamNotProcessed):
+                    retried = await self._retry()
+                    if retried is not None:
+                        stream = retried
+                        continue
+                return stream, error
+        finally:
+            self._judging = False
+
+    async def _until_finished(self) -> None:
+        if not self._finished:
+            waiter = self._channel.loop.create_future()
+            if self._finish_waiters is None:
+                self._finish_waiters = [waiter]
+            else:
+                self._finish_waiters.append(waiter)
+            await waiter
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        if self._finished:
+            return
+        error = RpcError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        stream = self._stream
+        if stream is not None:
+            stream.reset(ErrorCodes.CANCEL, error)
+        for task in (self._task, self._opening):
+            if task is not None and not task.done():
+                task.cancel()
+        self._finish(error)
+
+    def _release(self, code: StatusCode, *, counted: bool = True) -> None:
+        """This attempt is over: free its stream, count it, tell the picker."""
+        conn, subchannel = self._conn, self._subchannel
+        if conn is None or subchannel is None or self._stream is None:
+            return
+        self._conn = None
+        conn.forget(self._stream)  # the call keeps the stream for its metadata
+        stats = subchannel.stats
+        stats.calls_in_flight -= 1
+        if not counted:
+            stats.calls_started -= 1  # the server never saw it
+        elif code is StatusCode.OK:
+            stats.calls_succeeded += 1
+        else:
+            stats.calls_failed += 1
+        done, self._pick_done = self._pick_done, None
+        if done is not None:
+            _run_done(done, code)
+
+    def _finish(self, error: RpcError | None) -> None:
+        """The call's one status: counted once, callbacks run once."""
+        if self._finished:
+            return
+        self._finished = True
+        self._error = error
+        code = error.code if error is not None else StatusCode.OK
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._release(code)
+        self._channel.call_ended(code)
+        waiters, self._finish_waiters = self._finish_waiters, None
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
+
+    def _fail(self, exc: BaseException) -> RpcError:
+        """End the call with what interrupted it; the error its caller should see."""
+        if isinstance(exc, RpcError):
+            error = exc
+        elif isinstance(exc, asyncio.CancelledError):
+            error = RpcError(StatusCode.CANCELLED, "cancelled by the client")
+            stream = self._stream
+            if stream is not None and not stream.closed:
+                stream.reset(ErrorCodes.CANCEL, error)
+        else:
+            error = RpcError(StatusCode.UNKNOWN, f"call failed on the client: {type(exc).__name__}: {exc}")
+        self._finish(error)
+        return self._error or error
+
+    async def _wait_finished(self) -> None:
+        """Wait for the call's status (driving a unary-response call if nothing else does)."""
+        if self._finished:
+            return
+        try:
+            stream = await self._stream_ready()
+            _, error = await self._outcome(stream)
+        except RpcError:
+            return
+        self._finish(error)
+
+
+def _run_done(done: Callable[[StatusCode], None], code: StatusCode) -> None:
+    """Tell the picker how its pick ended; a failing callback is logged and changes nothing."""
+    try:
+        done(code)
+    except Exception:
+        log.exception("a pick's done callback failed")
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _one_message(stream: Stream) -> bytes:
+    if stream.queued != 1:
+        raise RpcError(StatusCode.INTERNAL, f"unary call got {stream.queued} response messages, expected 1")
+    message = stream.take_message()
+    assert message is not None
+    return message
+
+
+# --- unary response ---------------------------------------------------------------
+
+
+class UnaryUnaryCall(Call):
+    """``await call`` gives the response (or raises RpcError)."""
+
+    __slots__ = ("_request", "_response")
+
+    def __init__(self, channel: Channel, details: CallDetails, request: Any) -> None:
+        super().__init__(channel, details)
+        self._request = request
+        self._response: Any = _NO_RESPONSE
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._result().__await__()
+
+    def _request_bytes(self) -> bytes | None:
+        try:
+            return bytes(self.call_details.request_serializer(self._request))
+        except Exception as exc:
+            raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
+
+    async def _result(self) -> Any:
+        if self._response is not _NO_RESPONSE:
+            return self._response
+        try:
+            if self._started:
+                stream = await self._stream_ready()
+            else:  # the hot path: no Task, the whole call runs in this await
+                stream = await self._start_stream()
+            stream, error = await self._outcome(stream)
+            if self._finished and self._error is not None:
+                raise self._error
+            if error is not None:
+                raise error
+            if self._response is _NO_RESPONSE:
+                try:
+                    self._response = self.call_details.response_deserializer(_one_message(stream))
+                except RpcError:
+                    raise
+                except Exception as exc:
+                    raise RpcError(StatusCode.INTERNAL, f"could not parse the response: {exc}") from exc
+        except asyncio.CancelledError:
+            self._fail(asyncio.CancelledError())
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
+            raise self._fail(exc) from None
+        self._finish(None)
+        return self._response
+
+    async def _wait_finished(self) -> None:
+        if not self._finished:
+            try:
+                await self._result()
+            except RpcError:
+                pass
+            await self._until_finished()
+
+
+_NO_RESPONSE: Any = object()
+
+
+class StreamUnaryCall(UnaryUnaryCall):
+    """Requests written (or from an iterator), then ``await call`` gives the response."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, channel: Channel, details: CallDetails, request_iterator: Any) -> None:
+        super().__init__(channel, details, None)
+        self._writer = _Writer(self, request_iterator)
+
+    def _request_bytes(self) -> bytes | None:
+        return None
+
+    async def write(self, request: Any) -> None:
+        await self._writer.write(request)
+
+    async def done_writing(self) -> None:
+        await self._writer.done_writing()
+
+    async def _start_stream(self) -> Stream:
+        stream = await super()._start_stream()
+        self._writer.started(stream)
+        return stream
+
+    def _finish(self, error: RpcError | None) -> None:
+        super()._finish(error)
+        self._writer.stop()
+
+
+# --- streaming response -------------------------------------------------------------
+
+
+class UnaryStreamCall(Call):
+    """``async for response in call`` (or ``await call.read()`` until ``EOF``)."""
+
+    __slots__ = ("_reader", "_request")
+
+    def __init__(self, channel: Channel, details: CallDetails, request: Any) -> None:
+        super().__init__(channel, details)
+        self._request = request
+        self._reader: AsyncIterator[Any] | None = None
+
+    def _request_bytes(self) -> bytes | None:
+        try:
+            return bytes(self.call_details.request_serializer(self._request))
+        except Exception as exc:
+            raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        if self._reader is None:
+            self._reader = self._responses()
+        return self._reader
+
+    async def read(self) -> Any:
+        """The next response, or ``EOF`` after the last."""
+        try:
+            return await anext(self.__aiter__())
+        except StopAsyncIteration:
+            return EOF
+
+    async def _responses(self) -> AsyncIterator[Any]:
+        deserialize = self.call_details.response_deserializer
+        try:
+            stream = await self._stream_ready()
+            while True:
+                try:
+                    data = await stream.recv_message()
+                except StreamReset:
+                    data = None
+                if data is None:
+                    stream, error = await self._outcome(stream)
+                    if stream.queued:
+                        continue  # a transparent retry answered
+                    if self._finished and self._error is not None:
+                        raise self._error
+                    if error is not None:
+                        raise error
+                    break
+                self._sent_or_received = True
+                try:
+                    response = deserialize(data)
+                except Exception as exc:
+                    raise RpcError(StatusCode.INTERNAL, f"could not parse the response: {exc}") from exc
+                yield response
+        except GeneratorExit:
+            self.cancel()  # the caller stopped reading
+            raise
+        except asyncio.CancelledError:
+            self._fail(asyncio.CancelledError())
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
+            raise self._fail(exc) from None
+        self._finish(None)
+
+
+class StreamStreamCall(UnaryStreamCall):
+    """Write and read in any order: ``write``, ``done_writing``, ``read`` / ``async for``."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, channel: Channel, details: CallDetails, request_iterator: Any) -> None:
+        super().__init__(channel, details, None)
+        self._writer = _Writer(self, request_iterator)
+
+    def _request_bytes(self) -> bytes | None:
+        return None
+
+    async def write(self, request: Any) -> None:
+        await self._writer.write(request)
+
+    async def done_writing(self) -> None:
+        await self._writer.done_writing()
+
+    async def _start_stream(self) -> Stream:
+        stream = await super()._start_stream()
+        self._writer.started(stream)
+        return stream
+
+    def _finish(self, error: RpcError | None) -> None:
+        super()._finish(error)
+        self._writer.stop()
+
+
+class _Writer:
+    """The request side of a streaming-request call: ``write``/``done_writing``, or a request iterator."""
+
+    __slots__ = ("_call", "_iterator", "_pump")
+
+    def __init__(self, call: Call, request_iterator: Iterable[Any] | AsyncIterable[Any] | None) -> None:
+        self._call = call
+        self._iterator = request_iterator
+        self._pump: asyncio.Task[None] | None = None
+
+    def started(self, stream: Stream) -> None:
+        """The stream is open: start sending the request iterator, if the call has one."""
+        if self._iterator is not None and self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._send_all(self._iterator))
+            self._pump.add_done_callback(_retrieve)
+
+    async def write(self, request: Any) -> None:
+        if self._iterator is not None:
+            raise RuntimeError("write() is not for a call made with a request iterator")
+        await self._send(await self._call._stream_ready(), request)
+
+    async def done_writing(self) -> None:
+        stream = await self._call._stream_ready()
+        if not stream.closed:
+            stream.end()
+
+    async def _send(self, stream: Stream, request: Any) -> None:
+        call = self._call
+        if call._finished and call._error is not None:
+            raise call._error
+        if stream.local_ended:
+            raise RuntimeError("the call's requests were already ended (done_writing)")
+        try:
+            payload = call.call_details.request_serializer(request)
+        except Exception as exc:
+            raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
+        call._sent_or_received = True
+        try:
+            await stream.send_message(payload)
+        except StreamReset:
+            # The call ended while we wrote: its status is what the reader (or await) reports.
+            raise call._error or RpcError(StatusCode.CANCELLED, "the call ended before the request was sent") from None
+
+    async def _send_all(self, iterator: Iterable[Any] | AsyncIterable[Any]) -> None:
+        stream = self._call._stream
+        assert stream is not None
+        try:
+            if isinstance(iterator, AsyncIterable):
+                async for request in iterator:
+                    await self._send(stream, request)
+            else:
+                for request in iterator:
+                    await self._send(stream, request)
+        except RpcError:
+            return  # the call's status says what happened
+        if not stream.closed:
+            stream.end()
+
+    def stop(self) -> None:
+        if self._pump is not None and not self._pump.done() and self._pump is not asyncio.current_task():
+            self._pump.cancel()
+
+
+class UnaryResult:
+    """A finished unary call: the response and where it came from (``with_call``)."""
+
+    __slots__ = ("call", "response")
+
+    def __init__(self, response: Any, call: Call) -> None:
+        self.response = response
+        self.call = call
+
+    @property
+    def address(self) -> Address | None:
+        """The subchannel address the call rode (a proxy's, behind an L4 balancer)."""
+        return self.call.address
+
+    @property
+    def initial_metadata(self) -> Metadata:
+        stream = self.call._stream
+        return decode_metadata(stream.headers) if stream is not None and stream.headers else ()
+
+    @property
+    def trailing_metadata(self) -> Metadata:
+        stream = self.call._stream
+        return decode_metadata(stream.trailers) if stream is not None and stream.trailers else ()
+
+    def metadata_value(self, key: str) -> str | bytes | None:
+        """A value from the response headers, else the trailers."""
+        return self.call.metadata_value(key)
