@@ -298,3 +298,15 @@ def test_call_with_nothing_listening_is_one_line() -> None:
     result = rpcviz("call", f"127.0.0.1:{closed_port()}", "-n", "1", "--timeout", "3")
     assert_one_line_error(result)
     assert "cannot reach" in result.stderr
+
+
+# --- issue 10 #15: the checkout stays clean ----------------------------------------------------
+
+
+def test_no_egg_info_is_tracked_in_git() -> None:
+    """`pip install -e .` writes rpcviz.egg-info/; it is ignored and must not be tracked."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=TIMEOUT)
+    tracked = [path for path in listed.stdout.splitlines() if ".egg-info/" in path or path.endswith(".egg-info")]
+    assert tracked == [], f"{len(tracked)} egg-info files tracked: {tracked[:3]}"
