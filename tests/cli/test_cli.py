@@ -720,14 +720,14 @@ def test_call_against_a_server_that_is_not_http2_fails_quietly(mode: str) -> Non
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # the symptom is a race (quiet in ~1 run of 25): the two tests below pin its causes exactly
     reason="lead fixes in transport: H2Protocol.flush writes to a closing transport, ClientConnection.usable "
     "ignores it, and connection_lost fails `ready` with nobody awaiting it (see the issue 10 #14 report)",
 )
 def test_call_against_a_server_that_resets_after_the_handshake_fails_quietly() -> None:
     """A server that sends SETTINGS, reads the first calls and resets: 64 calls at concurrency 32 end non-zero
-    with no asyncio noise on stderr. Today: `Future exception was never retrieved` (45 of 45 runs) and
-    `socket.send() raised exception.` (28 of 45 runs, up to ~30 lines)."""
+    with no asyncio noise on stderr. Today: `Future exception was never retrieved` and `socket.send() raised
+    exception.` (up to ~60 lines) in most runs."""
     result = _call_against("settings-reset", "-n", "64", "--concurrency", "32", "--timeout", "1")
     assert result.returncode != 0, result.stdout
     noise = [line for line in result.stderr.splitlines() if line.startswith(NOISE)]
