@@ -836,3 +836,15 @@ def test_call_names_the_protocol_error_of_a_server_that_is_not_http2(mode: str, 
     result = _call_against(mode, "-n", "1", "--timeout", "2")
     assert_one_line_error(result)
     assert said in result.stderr, result.stderr
+
+
+def test_call_that_times_out_connecting_names_the_last_error() -> None:
+    """pick_first over [refusing, silent]: the first address refuses, the second accepts TCP and never speaks.
+    After --timeout the line names the refusal instead of only `no connection within 1s`."""
+    refusing = f"127.0.0.1:{closed_port()}"
+    with BrokenServer("silent") as silent:
+        result = rpcviz("call", f"ipv4:{refusing},{silent.address}", "-n", "1", "--timeout", "1")
+    assert_one_line_error(result)
+    assert (
+        f"no connection within 1s (last error: failed to connect to {refusing}: connection refused)" in result.stderr
+    ), result.stderr
