@@ -411,10 +411,6 @@ def test_serve_prints_the_connection_flags_it_runs_with(daemons: list[Daemon]) -
     assert call_json(address, "-n", "2")["ok"] == 2
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 10 #8: the lead implements max_connection_age in transport/server; the flag is wired already",
-)
 def test_serve_max_connection_age_replaces_a_grpcio_connection(daemons: list[Daemon]) -> None:
     """serve --max-connection-age 0.5: a grpcio channel that made a call sees its connection sent away (the
     channel leaves READY) within 3 s, and its next call succeeds on a new connection."""
@@ -719,11 +715,6 @@ def test_call_against_a_server_that_is_not_http2_fails_quietly(mode: str) -> Non
     assert not noise, f"{len(noise)} noise lines, first: {noise[0]!r}\n{result.stderr[-2000:]}"
 
 
-@pytest.mark.xfail(
-    strict=False,  # the symptom is a race (quiet in ~1 run of 25): the two tests below pin its causes exactly
-    reason="lead fixes in transport: H2Protocol.flush writes to a closing transport, ClientConnection.usable "
-    "ignores it, and connection_lost fails `ready` with nobody awaiting it (see the issue 10 #14 report)",
-)
 def test_call_against_a_server_that_resets_after_the_handshake_fails_quietly() -> None:
     """A server that sends SETTINGS, reads the first calls and resets: 64 calls at concurrency 32 end non-zero
     with no asyncio noise on stderr. Today: `Future exception was never retrieved` and `socket.send() raised
@@ -734,11 +725,6 @@ def test_call_against_a_server_that_resets_after_the_handshake_fails_quietly() -
     assert not noise, f"{len(noise)} noise lines, first: {noise[0]!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead fixes in transport: H2Protocol.flush writes to a closing transport and ClientConnection.usable "
-    "ignores it (see the issue 10 #14 report)",
-)
 async def test_calls_started_while_the_transport_closes_are_not_written(caplog: pytest.LogCaptureFixture) -> None:
     """The deterministic core of the noise: 8 calls start after the transport began closing (as asyncio does on
     the server's EOF) but before connection_lost ran. They must fail UNAVAILABLE without writing: each write to
@@ -766,11 +752,6 @@ async def test_calls_started_while_the_transport_closes_are_not_written(caplog: 
     assert lost_writes == 0, f"{lost_writes} writes after the transport began closing were logged"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead fixes in transport: ClientConnection.connection_lost fails `ready` with nobody awaiting it "
-    "(see the issue 10 #14 report)",
-)
 async def test_a_connect_cancelled_in_create_connection_leaves_no_unretrieved_future() -> None:
     """Shutting a subchannel down while loop.create_connection waits for connection_made (the window in which
     `rpcviz call` closes its channel) fails ClientConnection.ready with nobody awaiting it: asyncio logs
@@ -824,11 +805,6 @@ async def test_a_connect_cancelled_in_create_connection_leaves_no_unretrieved_fu
         ("http11-close", "does not speak HTTP/2 (got 'HTTP/1.1 400 Bad Request')"),
         ("garbage", "sent bytes that are not HTTP/2"),
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead fixes in transport: ClientConnection must check the server preface (the first frame is "
-    "SETTINGS) and fail `ready` with what it got (see the issue 10 #14 report)",
 )
 def test_call_names_the_protocol_error_of_a_server_that_is_not_http2(mode: str, said: str) -> None:
     """An HTTP/1.1 or garbage server: the error names what the server sent, at once, instead of
