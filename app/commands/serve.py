@@ -5,25 +5,98 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.commands.errors import listen_error
+from app.commands.args import at_least, metadata_text, non_negative_seconds, positive_seconds
+from app.commands.errors import CliError, listen_error
 from app.commands.serving import add_health_and_reflection
 from app.commands.signals import wait_for_shutdown_signal
 from app.greeter.service import Greeter
-from transport import Server
+from transport import Server, ServerOptions
+from transport.server import ServerStats
+
+#: The gRFC A9 connection flags, as (flag, ServerOptions field).
+KEEPALIVE_FLAGS = (
+    ("--max-connection-idle", "max_connection_idle"),
+    ("--max-connection-age", "max_connection_age"),
+    ("--max-connection-age-grace", "max_connection_age_grace"),
+)
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="run one Greeter server (a pod)", description="Run one helloworld Greeter server.")
     p.add_argument("--port", type=int, default=50051, help="TCP port (0 picks a free one; default 50051)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--name", default="pod-1", help="the name the server reports to callers (default pod-1)")
-    p.add_argument("--grace", type=float, default=5.0, help="seconds in-flight calls get on shutdown (default 5)")
+    p.add_argument(
+        "--name",
+        type=metadata_text,
+        default="pod-1",
+        help="the name the server reports to callers, printable ASCII (default pod-1)",
+    )
+    p.add_argument(
+        "--grace",
+        type=non_negative_seconds,
+        default=5.0,
+        metavar="S",
+        help="seconds in-flight calls get on shutdown (default 5)",
+    )
+    conn = p.add_argument_group("connection management (gRFC A9; each off by default, as in grpc)")
+    conn.add_argument(
+        "--max-connection-idle",
+        type=positive_seconds,
+        metavar="S",
+        help="send a connection with no call for S seconds away (GOAWAY), so idle clients reconnect",
+    )
+    conn.add_argument(
+        "--max-connection-age",
+        type=positive_seconds,
+        metavar="S",
+        help="send every connection away after S seconds (±10%% jitter), so clients behind an L4 balancer "
+        "reconnect and load spreads",
+    )
+    conn.add_argument(
+        "--max-connection-age-grace",
+        type=positive_seconds,
+        metavar="S",
+        help="after --max-connection-age, give its calls S more seconds before closing (default: as long as needed)",
+    )
+    conn.add_argument(
+        "--max-connections",
+        type=at_least(1),
+        metavar="N",
+        help="serve at most N connections at once; more wait to be accepted (default: from the fd limit)",
+    )
+
+
+def options(args: argparse.Namespace) -> ServerOptions:
+    """The ServerOptions the flags ask for."""
+    if args.max_connection_age_grace is not None and args.max_connection_age is None:
+        raise CliError("--max-connection-age-grace needs --max-connection-age", 2)
+    return ServerOptions(
+        max_connection_idle=args.max_connection_idle,
+        max_connection_age=args.max_connection_age,
+        max_connection_age_grace=args.max_connection_age_grace,
+        max_connections=args.max_connections,
+    )
+
+
+def describe_options(args: argparse.Namespace) -> str:
+    """The connection flags that were given, for the start-up output ('' when none)."""
+    given = [f"{flag[2:]} {getattr(args, field):g}s" for flag, field in KEEPALIVE_FLAGS if getattr(args, field)]
+    if args.max_connections is not None:
+        given.append(f"max-connections {args.max_connections}")
+    return ", ".join(given)
+
+
+def stopped_line(name: str, stats: ServerStats) -> str:
+    """E.g. ``pod-1: stopped after 2 calls (OK 2)``."""
+    counts = ", ".join(f"{code} {n}" for code, n in stats.status_counts().items())
+    noun = "call" if stats.calls_served == 1 else "calls"
+    return f"{name}: stopped after {stats.calls_served} {noun}" + (f" ({counts})" if counts else "")
 
 
 async def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise listen_error("the server", f"{args.host}:{args.port}", OSError(0, "port must be 0-65535"))
-    server = Server(name=args.name)
+    server = Server(name=args.name, options=options(args))
     server.add_service(Greeter())
     health = add_health_and_reflection(server)
     try:
@@ -31,10 +104,11 @@ async def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise listen_error("the server", f"{args.host}:{args.port}", exc) from None
     print(f"{args.name} serving helloworld.Greeter on {address}", flush=True)
+    if connection_options := describe_options(args):
+        print(f"{args.name}: {connection_options}", flush=True)
     sig = await wait_for_shutdown_signal()
     print(f"{args.name}: {sig.name}, stopping (in-flight calls get {args.grace:g}s)", flush=True)
     health.shutdown()  # NOT_SERVING before the drain starts: probes and Watch clients see it
     await server.stop(grace=args.grace)
-    stats = server.stats
-    print(f"{args.name}: stopped after {stats.calls_served} calls {stats.status_counts() or ''}".rstrip(), flush=True)
+    print(stopped_line(args.name, server.stats), flush=True)
     return 0

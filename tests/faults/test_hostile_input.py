@@ -9,6 +9,7 @@ succeeds, and that nothing escaped the protocol as an unhandled exception
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -566,17 +567,13 @@ async def test_silent_connection_closed_after_handshake_timeout(env: Env, sent: 
     await env.assert_serves(server)
 
 
-async def test_idle_after_settings_is_reported(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
-    """Report only: is a connection that did the handshake and then says nothing bounded?"""
+async def test_idle_after_settings_is_reported(env: Env) -> None:
+    """A connection that did the handshake and then says nothing (closed or not within
+    1.2 s: the idle bound is issue 10 #8's) leaves the server serving others."""
     server = await env.start(ServerOptions(handshake_timeout=0.3))
     client = await env.client(server)
-    try:
+    with contextlib.suppress(TimeoutError):
         await client.read_until_closed(timeout=1.2)
-        closed = True
-    except TimeoutError:
-        closed = False
-    with capsys.disabled():
-        print(f"\n[report] idle connection after preface+SETTINGS closed within 1.2s: {closed}")
     await env.assert_serves(server)
 
 

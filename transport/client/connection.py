@@ -34,6 +34,34 @@ class StreamNotProcessed(RpcError):
         super().__init__(StatusCode.UNAVAILABLE, details)
 
 
+class NotHttp2(ConnectionError):
+    """The server's first bytes are not HTTP/2's server preface, a SETTINGS frame (RFC 9113 §3.4)."""
+
+    def __init__(self, received: bytes) -> None:
+        super().__init__(describe_not_http2(received))
+        self.received = received
+
+
+def describe_not_http2(received: bytes) -> str:
+    """What a server that is not HTTP/2 sent, for an error line."""
+    if received.startswith(b"HTTP/"):
+        status_line = received.split(b"\n", 1)[0].rstrip(b"\r")[:60].decode("ascii", "replace")
+        return f"does not speak HTTP/2 (got {status_line!r})"
+    if received[:1] in (b"\x15", b"\x16") and received[1:2] == b"\x03":
+        return "answered with TLS: it wants https, and this client speaks cleartext HTTP/2 (h2c) only"
+    return f"sent bytes that are not HTTP/2 ({received[:16]!r})"
+
+
+def _can_start_settings(head: bytes) -> bool:
+    """Whether ``head`` (the server's first bytes, up to 9) can be the header of a SETTINGS frame
+    on stream 0 without ACK: the only frame a server may send first."""
+    return (
+        (len(head) < 4 or head[3] == 0x04)
+        and (len(head) < 5 or not head[4] & 0x01)
+        and (len(head) < 9 or head[5:9] == b"\x00\x00\x00\x00")
+    )
+
+
 class ClientConnection(H2Protocol):
     """Owns one client socket; ``ready`` resolves when the server's SETTINGS arrive."""
 
@@ -52,6 +80,8 @@ class ClientConnection(H2Protocol):
         self.streams: dict[int, Stream] = {}
         self.goaway = False
         self._closing = False
+        #: The server's first bytes until they are known to begin a SETTINGS frame (then None).
+        self._preface: bytes | None = b""
         self._max_length = max_receive_message_length
         self._on_closed = on_closed
         self._slot_waiters: list[asyncio.Future[None]] = []
@@ -79,8 +109,29 @@ class ClientConnection(H2Protocol):
 
     @property
     def usable(self) -> bool:
-        """True while new calls may start here."""
-        return not (self.goaway or self._closing or self.closed)
+        """True while new calls may start here (not once the transport began closing: what is
+        written then is dropped, and connection_lost is about to fail the calls)."""
+        transport = self.transport
+        return not (self.goaway or self._closing or self.closed or (transport is not None and transport.is_closing()))
+
+    def data_received(self, data: bytes) -> None:
+        if self._preface is not None and not self._check_server_preface(data):
+            return
+        super().data_received(data)
+
+    def _check_server_preface(self, data: bytes) -> bool:
+        """Fail ``ready`` at once, naming what arrived, if the server does not start with SETTINGS."""
+        assert self._preface is not None
+        head = self._preface = (self._preface + data)[:64]
+        if _can_start_settings(head[:9]):
+            if len(head) >= 9:
+                self._preface = None
+            return True
+        if not self.ready.done():
+            self.ready.set_exception(NotHttp2(head))
+            self.ready.exception()  # retrieved: the connect attempt may be gone
+        self.close()
+        return False
 
     @property
     def has_stream_slot(self) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from transport.address import Address
 from transport.client.backoff import BackoffConfig, ExponentialBackoff
-from transport.client.connection import ClientConnection
+from transport.client.connection import ClientConnection, NotHttp2
 from transport.client.outcome import stream_error
 from transport.connectivity import ConnectivityState
 from transport.health.messages import ServingStatus, decode_response, encode_request
@@ -207,7 +207,10 @@ class Subchannel:
             reason = str(exc) or type(exc).__name__
         if isinstance(exc, TimeoutError):
             reason = "connection attempt timed out"
-        self.last_error = f"failed to connect to {self.address}: {reason}"
+        if isinstance(exc, NotHttp2):  # it connected: the server is something else
+            self.last_error = f"{self.address} {reason}"
+        else:
+            self.last_error = f"failed to connect to {self.address}: {reason}"
         delay = self._backoff.next_delay()
         loop = asyncio.get_running_loop()
         self.next_attempt_at = loop.time() + delay

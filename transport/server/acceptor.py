@@ -9,7 +9,7 @@ every descriptor and lock out everyone else. This one:
   listen backlog, as with Go's ``netutil.LimitListener``) and asks the owner to
   make room (the server sends its longest-idle connection away, as nginx
   reuses idle keep-alive connections when ``worker_connections`` run out);
-- on EMFILE/ENFILE/ENOBUFS/ENOMEM logs one warning for the episode, asks the
+- on EMFILE/ENFILE/ENOBUFS/ENOMEM logs one warning (at most one a minute), asks the
   owner to make room likewise, stops watching the socket and looks again every
   ``RETRY_DELAY`` seconds, so it serves again within that delay once
   descriptors are free.
@@ -33,6 +33,8 @@ _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 RETRY_DELAY = 0.25
 #: Connections accepted per readiness event at most (others wait for the next turn).
 ACCEPT_BATCH = 64
+#: Seconds between two warnings about exhausted descriptors (the episodes in between are counted).
+WARN_INTERVAL = 60.0
 #: Descriptors kept free for everything else when the cap comes from the fd limit.
 FD_RESERVE = 64
 BACKLOG = 1024
@@ -89,6 +91,7 @@ class Acceptor:
         self._watching = False
         self._exhausted = False
         self._retry: asyncio.TimerHandle | None = None
+        self._warned_at: float | None = None
         self._closed = False
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -151,12 +154,16 @@ class Acceptor:
         if not self._exhausted:
             self._exhausted = True
             self.exhaustions += 1
-            log.warning(
-                "cannot accept connections: %s (%d open); retrying every %gs",
-                exc.strerror or exc,
-                self.active,
-                RETRY_DELAY,
-            )
+            now = self._loop.time()
+            if self._warned_at is None or now - self._warned_at >= WARN_INTERVAL:
+                self._warned_at = now
+                log.warning(
+                    "cannot accept connections: %s (%d open); shedding idle ones, retrying every %gs "
+                    "(said once a minute at most)",
+                    exc.strerror or exc,
+                    self.active,
+                    RETRY_DELAY,
+                )
         self._retry = self._loop.call_later(RETRY_DELAY, self._retry_accept)
         self._on_full()  # idle connections may be holding the descriptors
 
