@@ -732,6 +732,8 @@ async def test_calls_started_while_the_transport_closes_are_not_written(caplog: 
     from app.greeter.service import SAY_HELLO, Greeter
     from transport import RpcError, Server, StatusCode
     from transport.client.connection import ClientConnection
+    from transport.client.outcome import stream_error
+    from transport.wire import encode_message
 
     server = Server(name="pod-w")
     server.add_service(Greeter())
@@ -740,8 +742,16 @@ async def test_calls_started_while_the_transport_closes_are_not_written(caplog: 
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(lambda: ClientConnection(str(address)), address.host, address.port)
         await conn.ready
-        payload = HelloRequest(name="Ada").SerializeToString()
-        calls = [asyncio.ensure_future(conn.unary_unary(SAY_HELLO.encode(), payload, [], None)) for _ in range(8)]
+        request = encode_message(HelloRequest(name="Ada").SerializeToString())
+
+        async def call() -> None:
+            stream = conn.open_stream(conn.request_headers(SAY_HELLO.encode(), [], None), request)
+            await stream.wait_closed()
+            error = stream_error(stream)
+            if error is not None:
+                raise error
+
+        calls = [asyncio.ensure_future(call()) for _ in range(8)]
         assert conn.transport is not None
         conn.transport.close()  # runs before the 8 calls' first step; connection_lost runs after them
         results = await asyncio.gather(*calls, return_exceptions=True)
