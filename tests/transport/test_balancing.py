@@ -272,7 +272,9 @@ async def test_subchannel_successes_match_channel_when_response_unparsable(greet
     async with Channel(str(greeters[0].address), options=FAST) as channel:
         await greet(channel, timeout=5)
         with pytest.raises(RpcError) as info:
-            await channel.unary_unary(SAY_HELLO, request_serializer=HelloRequest.SerializeToString, response_deserializer=bad_deserializer).with_call(HelloRequest(name="x"), timeout=5)
+            await channel.unary_unary(
+                SAY_HELLO, request_serializer=HelloRequest.SerializeToString, response_deserializer=bad_deserializer
+            ).with_call(HelloRequest(name="x"), timeout=5)
         assert info.value.code is StatusCode.INTERNAL
         s = channel.stats
         assert (s.calls_succeeded, s.calls_failed) == (1, 1)
@@ -382,7 +384,9 @@ async def test_max_concurrent_streams_client_waits_for_slots() -> None:
     server, p = await probe_server(ServerOptions(max_concurrent_streams=2))
     try:
         async with Channel(str(server.address), options=FAST) as channel:
-            results = await asyncio.gather(*(channel.unary_unary(WORK).with_call(b"%d" % i, timeout=5) for i in range(10)))
+            results = await asyncio.gather(
+                *(channel.unary_unary(WORK).with_call(b"%d" % i, timeout=5) for i in range(10))
+            )
         assert [r.response for r in results] == [b"%d" % i for i in range(10)]
         assert p.max_active == 2
         assert server.stats.status_counts() == {"OK": 10}

@@ -267,7 +267,9 @@ async def test_our_channel_calls_grpcio_greeter(to_grpcio: Channel) -> None:
 async def test_our_channel_metadata_both_ways(to_grpcio: Channel, grpcio_server: tuple[str, GrpcRecorder]) -> None:
     """Our metadata (incl. -bin) reaches grpcio's handler; its initial and trailing metadata reach us."""
     _, rec = grpcio_server
-    result = await to_grpcio.unary_unary(META).with_call(b"y", metadata=(("x-user", "bob"), ("blob-bin", b"\x00\x01\xfe\xff")), timeout=5)
+    result = await to_grpcio.unary_unary(META).with_call(
+        b"y", metadata=(("x-user", "bob"), ("blob-bin", b"\x00\x01\xfe\xff")), timeout=5
+    )
     assert result.response == b"meta:y"
     assert metadata_value(rec.metadata, "x-user") == "bob"
     assert metadata_value(rec.metadata, "blob-bin") == b"\x00\x01\xfe\xff"
