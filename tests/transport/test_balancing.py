@@ -25,7 +25,7 @@ from transport import (
     unary_unary,
 )
 from transport.client import CallDetails, Invoker
-from transport.client.call import Call, UnaryResult
+from transport.client.call import Call
 from transport.metadata import metadata_value
 
 READY = ConnectivityState.READY
