@@ -1,12 +1,15 @@
-"""``EOF``: what ``read()`` returns once the other side has ended its messages (as ``grpc.aio.EOF``)."""
+"""``EOF``: what ``read()`` returns once the other side has ended its messages (as ``grpc.aio.EOF``).
+
+An enum member, so that ``if message is EOF`` narrows the type for mypy.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import enum
 
 
-class _End:
-    __slots__ = ()
+class _End(enum.Enum):
+    EOF = "EOF"
 
     def __repr__(self) -> str:
         return "EOF"
@@ -15,4 +18,4 @@ class _End:
         return False
 
 
-EOF: Any = _End()
+EOF = _End.EOF

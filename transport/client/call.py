@@ -18,14 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from h2.errors import ErrorCodes
 
 from transport.client.connection import ClientConnection, StreamNotProcessed
 from transport.client.interceptors import CallDetails
 from transport.client.outcome import stream_error
-from transport.eof import EOF
+from transport.eof import EOF, _End
 from transport.http2.stream import Stream, StreamReset
 from transport.metadata import Metadata, decode_metadata, encode_metadata, metadata_value
 from transport.status import RpcError, StatusCode
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from transport.client.subchannel import Subchannel
 
 log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 DoneCallback = Callable[["Call"], None]
 
@@ -417,7 +420,7 @@ def _one_message(stream: Stream) -> bytes:
 # --- unary response ---------------------------------------------------------------
 
 
-class UnaryUnaryCall(Call):
+class UnaryUnaryCall(Call, Generic[Response]):
     """``await call`` gives the response (or raises RpcError)."""
 
     __slots__ = ("_request", "_response")
@@ -427,7 +430,7 @@ class UnaryUnaryCall(Call):
         self._request = request
         self._response: Any = _NO_RESPONSE
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, Response]:
         return self._result().__await__()
 
     def _request_bytes(self) -> bytes | None:
@@ -436,9 +439,9 @@ class UnaryUnaryCall(Call):
         except Exception as exc:
             raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
 
-    async def _result(self) -> Any:
+    async def _result(self) -> Response:
         if self._response is not _NO_RESPONSE:
-            return self._response
+            return cast(Response, self._response)
         try:
             if self._started:
                 stream = await self._stream_ready()
@@ -462,7 +465,7 @@ class UnaryUnaryCall(Call):
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
             raise self._fail(exc) from None
         self._finish(None)
-        return self._response
+        return cast(Response, self._response)
 
     async def _wait_finished(self) -> None:
         if not self._finished:
@@ -476,7 +479,7 @@ class UnaryUnaryCall(Call):
 _NO_RESPONSE: Any = object()
 
 
-class StreamUnaryCall(UnaryUnaryCall):
+class StreamUnaryCall(UnaryUnaryCall[Response], Generic[Request, Response]):
     """Requests written (or from an iterator), then ``await call`` gives the response."""
 
     __slots__ = ("_writer",)
@@ -488,7 +491,7 @@ class StreamUnaryCall(UnaryUnaryCall):
     def _request_bytes(self) -> bytes | None:
         return None
 
-    async def write(self, request: Any) -> None:
+    async def write(self, request: Request) -> None:
         await self._writer.write(request)
 
     async def done_writing(self) -> None:
@@ -507,7 +510,7 @@ class StreamUnaryCall(UnaryUnaryCall):
 # --- streaming response -------------------------------------------------------------
 
 
-class UnaryStreamCall(Call):
+class UnaryStreamCall(Call, Generic[Response]):
     """``async for response in call`` (or ``await call.read()`` until ``EOF``)."""
 
     __slots__ = ("_reader", "_request")
@@ -515,7 +518,7 @@ class UnaryStreamCall(Call):
     def __init__(self, channel: Channel, details: CallDetails, request: Any) -> None:
         super().__init__(channel, details)
         self._request = request
-        self._reader: AsyncIterator[Any] | None = None
+        self._reader: AsyncIterator[Response] | None = None
 
     def _request_bytes(self) -> bytes | None:
         try:
@@ -523,19 +526,19 @@ class UnaryStreamCall(Call):
         except Exception as exc:
             raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[Response]:
         if self._reader is None:
             self._reader = self._responses()
         return self._reader
 
-    async def read(self) -> Any:
+    async def read(self) -> Response | _End:
         """The next response, or ``EOF`` after the last."""
         try:
             return await anext(self.__aiter__())
         except StopAsyncIteration:
             return EOF
 
-    async def _responses(self) -> AsyncIterator[Any]:
+    async def _responses(self) -> AsyncIterator[Response]:
         deserialize = self.call_details.response_deserializer
         try:
             stream = await self._stream_ready()
@@ -555,7 +558,7 @@ class UnaryStreamCall(Call):
                     break
                 self._sent_or_received = True
                 try:
-                    response = deserialize(data)
+                    response: Response = deserialize(data)
                 except Exception as exc:
                     raise RpcError(StatusCode.INTERNAL, f"could not parse the response: {exc}") from exc
                 yield response
@@ -570,7 +573,7 @@ class UnaryStreamCall(Call):
         self._finish(None)
 
 
-class StreamStreamCall(UnaryStreamCall):
+class StreamStreamCall(UnaryStreamCall[Response], Generic[Request, Response]):
     """Write and read in any order: ``write``, ``done_writing``, ``read`` / ``async for``."""
 
     __slots__ = ("_writer",)
@@ -582,7 +585,7 @@ class StreamStreamCall(UnaryStreamCall):
     def _request_bytes(self) -> bytes | None:
         return None
 
-    async def write(self, request: Any) -> None:
+    async def write(self, request: Request) -> None:
         await self._writer.write(request)
 
     async def done_writing(self) -> None:

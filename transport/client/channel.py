@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from transport.address import Address
 from transport.balancer import FailPicker, Picker, PickInfo, PickResult, QueuePicker, get_policy
@@ -33,6 +33,9 @@ from transport.status import RpcError, StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 
 log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 #: DNS is re-resolved on connection loss at most this often (gRPC's 30 s:
 #: grpc-core ``GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS``).
@@ -228,36 +231,36 @@ class Channel:
     def unary_unary(
         self,
         method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
-    ) -> UnaryUnaryMultiCallable:
+        request_serializer: Callable[[Request], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Response] | None = None,
+    ) -> UnaryUnaryMultiCallable[Request, Response]:
         """A callable for ``method`` (grpc.aio's shape): ``await mc(request, timeout=...)``."""
         return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer)
 
     def unary_stream(
         self,
         method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
-    ) -> UnaryStreamMultiCallable:
+        request_serializer: Callable[[Request], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Response] | None = None,
+    ) -> UnaryStreamMultiCallable[Request, Response]:
         """A callable for a server-streaming ``method``: ``async for r in mc(request)``."""
         return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer)
 
     def stream_unary(
         self,
         method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
-    ) -> StreamUnaryMultiCallable:
+        request_serializer: Callable[[Request], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Response] | None = None,
+    ) -> StreamUnaryMultiCallable[Request, Response]:
         """A callable for a client-streaming ``method``: write requests, then ``await`` the response."""
         return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer)
 
     def stream_stream(
         self,
         method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
-    ) -> StreamStreamMultiCallable:
+        request_serializer: Callable[[Request], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Response] | None = None,
+    ) -> StreamStreamMultiCallable[Request, Response]:
         """A callable for a bidirectional ``method``: write and read in any order."""
         return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
 

@@ -7,7 +7,7 @@ Generated stubs hold one per method.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from transport.client.call import StreamStreamCall, StreamUnaryCall, UnaryResult, UnaryStreamCall, UnaryUnaryCall
 from transport.client.interceptors import CallDetails, _identity
@@ -16,18 +16,20 @@ from transport.metadata import Metadata
 if TYPE_CHECKING:
     from transport.client.channel import Channel
 
-RequestIterator = Iterable[Any] | AsyncIterable[Any]
+RequestIterator = Iterable[Any] | AsyncIterable[Any]  # of Request
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
-class _MultiCallable:
+class _MultiCallable(Generic[Request, Response]):
     __slots__ = ("_channel", "_deserializer", "_path", "_serializer")
 
     def __init__(
         self,
         channel: Channel,
         path: str,
-        request_serializer: Callable[[Any], bytes] | None,
-        response_deserializer: Callable[[bytes], Any] | None,
+        request_serializer: Callable[[Request], bytes] | None,
+        response_deserializer: Callable[[bytes], Response] | None,
     ) -> None:
         self._channel = channel
         self._path = path
@@ -40,22 +42,22 @@ class _MultiCallable:
         )
 
 
-class UnaryUnaryMultiCallable(_MultiCallable):
+class UnaryUnaryMultiCallable(_MultiCallable[Request, Response]):
     __slots__ = ()
 
     def __call__(
         self,
-        request: Any,
+        request: Request,
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
-    ) -> UnaryUnaryCall:
+    ) -> UnaryUnaryCall[Response]:
         return UnaryUnaryCall(self._channel, self._details(timeout, metadata, wait_for_ready), request)
 
     async def with_call(
         self,
-        request: Any,
+        request: Request,
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
@@ -66,21 +68,21 @@ class UnaryUnaryMultiCallable(_MultiCallable):
         return UnaryResult(await call, call)
 
 
-class UnaryStreamMultiCallable(_MultiCallable):
+class UnaryStreamMultiCallable(_MultiCallable[Request, Response]):
     __slots__ = ()
 
     def __call__(
         self,
-        request: Any,
+        request: Request,
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
-    ) -> UnaryStreamCall:
+    ) -> UnaryStreamCall[Response]:
         return UnaryStreamCall(self._channel, self._details(timeout, metadata, wait_for_ready), request)
 
 
-class StreamUnaryMultiCallable(_MultiCallable):
+class StreamUnaryMultiCallable(_MultiCallable[Request, Response]):
     __slots__ = ()
 
     def __call__(
@@ -90,11 +92,11 @@ class StreamUnaryMultiCallable(_MultiCallable):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
-    ) -> StreamUnaryCall:
+    ) -> StreamUnaryCall[Request, Response]:
         return StreamUnaryCall(self._channel, self._details(timeout, metadata, wait_for_ready), request_iterator)
 
 
-class StreamStreamMultiCallable(_MultiCallable):
+class StreamStreamMultiCallable(_MultiCallable[Request, Response]):
     __slots__ = ()
 
     def __call__(
@@ -104,5 +106,5 @@ class StreamStreamMultiCallable(_MultiCallable):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
-    ) -> StreamStreamCall:
+    ) -> StreamStreamCall[Request, Response]:
         return StreamStreamCall(self._channel, self._details(timeout, metadata, wait_for_ready), request_iterator)

@@ -243,7 +243,12 @@ class GrpcH2Connection(H2Connection):
         try:
             frames, events = self._frame_dispatch_table[frame.__class__](frame)
         except StreamClosedError as e:
-            if self._stream_is_closed_by_reset(e.stream_id):
+            if self._closed_streams.get(e.stream_id) is StreamClosedBy.SEND_RST_STREAM:
+                # We reset it: frames the peer sent before it saw our RST_STREAM are ignored
+                # (RFC 9113 §5.4.2). h2 answers each with RST_STREAM(STREAM_CLOSED), which a
+                # grpc peer that already has our trailers reports as an INTERNAL error.
+                events = e._events
+            elif self._stream_is_closed_by_reset(e.stream_id):
                 self._control_answer(_RST_STREAM_BYTES)
                 f = RstStreamFrame(e.stream_id)
                 f.error_code = e.error_code
