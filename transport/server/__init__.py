@@ -1,7 +1,15 @@
 """The gRPC server: method table, connections, calls."""
 
 from transport.server.call import ServerCall
-from transport.server.handlers import Cardinality, MethodHandler, Service, stream_stream, unary_stream, unary_unary
+from transport.server.handlers import (
+    Cardinality,
+    MethodHandler,
+    Service,
+    stream_stream,
+    stream_unary,
+    unary_stream,
+    unary_unary,
+)
 from transport.server.server import SERVER_NAME_KEY, Server, ServerOptions, ServerStats
 
 #: grpcio's name for the object a handler receives.
@@ -18,6 +26,7 @@ __all__ = [
     "Service",
     "ServicerContext",
     "stream_stream",
+    "stream_unary",
     "unary_stream",
     "unary_unary",
 ]

@@ -23,6 +23,8 @@ class Cardinality(enum.Enum):
 
     UNARY_UNARY = "unary_unary"
     UNARY_STREAM = "unary_stream"
+    #: The client streams, the server answers once.
+    STREAM_UNARY = "stream_unary"
     #: Both sides stream. Minimal for now (see transport/server/streaming.py): the
     #: handler starts at the request headers and iterates the request messages.
     STREAM_STREAM = "stream_stream"
@@ -34,7 +36,8 @@ class MethodHandler:
 
     ``fn(request, context)`` returns the response (UNARY_UNARY) or is an async
     generator of responses (UNARY_STREAM); ``fn(requests, context)`` takes an
-    async iterator of requests and is an async generator of responses (STREAM_STREAM).
+    async iterator of requests and returns the response (STREAM_UNARY) or is an
+    async generator of responses (STREAM_STREAM).
     """
 
     cardinality: Cardinality
@@ -59,6 +62,15 @@ def unary_stream(
 ) -> MethodHandler:
     """A handler taking one request and yielding a stream of responses."""
     return MethodHandler(Cardinality.UNARY_STREAM, fn, request_deserializer, response_serializer)
+
+
+def stream_unary(
+    fn: Callable[[AsyncIterator[Any], ServerCall], Awaitable[Any]],
+    request_deserializer: Deserializer = _identity,
+    response_serializer: Serializer = _identity,
+) -> MethodHandler:
+    """A handler iterating a stream of requests and returning one response."""
+    return MethodHandler(Cardinality.STREAM_UNARY, fn, request_deserializer, response_serializer)
 
 
 def stream_stream(
