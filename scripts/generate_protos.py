@@ -1,12 +1,14 @@
-"""Regenerate the transport's protobuf modules with grpcio-tools' protoc.
+"""Regenerate the project's protobuf modules and rpcviz stubs with grpcio-tools' protoc.
 
     python scripts/generate_protos.py          # write them
     python scripts/generate_protos.py --check  # exit 1 if one differs from what protoc makes
 
-Each ``*_pb2.py`` is protoc's output with one change: its file goes into
-``transport.descriptors.POOL`` instead of protobuf's default pool (the module
-docstring there says why). Each .proto is compiled under its canonical name
-(``grpc/health/v1/health.proto``, ...) so reflection clients see the names they expect.
+Each ``*_pb2.py`` is protoc's output; the transport's own (health, reflection) have
+one change: their file goes into ``transport.descriptors.POOL`` instead of
+protobuf's default pool (the module docstring there says why). Each .proto is
+compiled under its canonical name (``grpc/health/v1/health.proto``, ...) so
+reflection clients see the names they expect. ``*_rpcviz.py`` is what the rpcviz
+protoc plugin (``transport/protoc``) makes of a proto's services.
 """
 
 from __future__ import annotations
@@ -14,39 +16,76 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from grpc_tools import protoc
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's transport/protoc, not an installed one
 
-#: (canonical directory, directory in this repository, file name)
+from transport.protoc.frontend import run_protoc
+
+
+@dataclass(frozen=True, slots=True)
+class Proto:
+    #: The directory protoc sees the file in ("" = the top level): it makes the file's canonical name.
+    canonical: str
+    #: The directory in this repository.
+    local: str
+    name: str
+    #: Its ``_pb2`` registers in transport.descriptors.POOL, not in protobuf's default pool.
+    private_pool: bool = True
+    #: Also generate ``<stem>_rpcviz.py`` (stubs and servicers) with our plugin.
+    stubs: bool = False
+
+    @property
+    def proto_name(self) -> str:
+        return f"{self.canonical}/{self.name}" if self.canonical else self.name
+
+    @property
+    def stem(self) -> str:
+        return self.name.removesuffix(".proto")
+
+    @property
+    def pb2_module(self) -> str:
+        return f"{self.local.replace('/', '.')}.{self.stem}_pb2"
+
+
 PROTOS = [
-    ("grpc/health/v1", "transport/health", "health.proto"),
-    ("grpc/reflection/v1", "transport/reflection/v1", "reflection.proto"),
-    ("grpc/reflection/v1alpha", "transport/reflection/v1alpha", "reflection.proto"),
+    Proto("", "app/greeter", "helloworld.proto", private_pool=False, stubs=True),
+    Proto("grpc/health/v1", "transport/health", "health.proto", stubs=True),
+    Proto("grpc/reflection/v1", "transport/reflection/v1", "reflection.proto"),
+    Proto("grpc/reflection/v1alpha", "transport/reflection/v1alpha", "reflection.proto"),
 ]
+#: Where each proto's ``_pb2`` is imported from, for the plugin (protoc's own guess is its canonical name).
+_MODULES = ",".join(f"M{p.proto_name}={p.pb2_module}" for p in PROTOS)
 
 _DEFAULT_POOL = "_descriptor_pool.Default().AddSerializedFile("
 _IMPORTS_END = "# @@protoc_insertion_point(imports)\n"
 _POOL_IMPORT = "from transport.descriptors import POOL as _POOL  # rpcviz: not the default pool\n"
 
 
-def generate(canonical: str, local: str, name: str) -> dict[Path, str]:
-    """protoc's Python module and stub for one .proto, keyed by their path in the repository."""
+def generate(proto: Proto) -> dict[Path, str]:
+    """protoc's Python module and stub for one .proto, and our plugin's, keyed by their path in the repository."""
+    local = ROOT / proto.local
     with tempfile.TemporaryDirectory() as out:
-        args = ["protoc", f"-I{canonical}={ROOT / local}", f"--python_out={out}", f"--pyi_out={out}"]
-        if protoc.main([*args, f"{canonical}/{name}"]) != 0:
-            raise SystemExit(f"protoc failed on {local}/{name}")
-        stem = name.removesuffix(".proto") + "_pb2"
-        module = (Path(out) / canonical / f"{stem}.py").read_text()
-        stub = (Path(out) / canonical / f"{stem}.pyi").read_text()
-    if module.count(_DEFAULT_POOL) != 1 or _IMPORTS_END not in module:
-        raise SystemExit(f"unexpected protoc output for {name}: the pool line is not where it was")
-    module = module.replace(_IMPORTS_END, _POOL_IMPORT + _IMPORTS_END).replace(
-        _DEFAULT_POOL, "_POOL.AddSerializedFile("
-    )
-    return {ROOT / local / f"{stem}.py": module, ROOT / local / f"{stem}.pyi": stub}
+        args = [f"-I{proto.canonical}={local}" if proto.canonical else f"-I{local}"]
+        args += [f"--python_out={out}", f"--pyi_out={out}"]
+        if proto.stubs:
+            args += [f"--rpcviz_out={out}", f"--rpcviz_opt={_MODULES}"]
+        if run_protoc([*args, proto.proto_name]) != 0:
+            raise SystemExit(f"protoc failed on {proto.local}/{proto.name}")
+        made = Path(out) / proto.canonical
+        names = [f"{proto.stem}_pb2.py", f"{proto.stem}_pb2.pyi"] + [f"{proto.stem}_rpcviz.py"] * proto.stubs
+        files = {local / name: (made / name).read_text(encoding="utf-8") for name in names}
+    module = local / f"{proto.stem}_pb2.py"
+    if proto.private_pool:
+        text = files[module]
+        if text.count(_DEFAULT_POOL) != 1 or _IMPORTS_END not in text:
+            raise SystemExit(f"unexpected protoc output for {proto.name}: the pool line is not where it was")
+        files[module] = text.replace(_IMPORTS_END, _POOL_IMPORT + _IMPORTS_END).replace(
+            _DEFAULT_POOL, "_POOL.AddSerializedFile("
+        )
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args(argv)
     stale = []
-    for canonical, local, name in PROTOS:
-        for path, text in generate(canonical, local, name).items():
+    for proto in PROTOS:
+        for path, text in generate(proto).items():
             if args.check:
-                if not path.exists() or path.read_text() != text:
+                if not path.exists() or path.read_text(encoding="utf-8") != text:
                     stale.append(str(path.relative_to(ROOT)))
             else:
-                path.write_text(text)
+                path.write_text(text, encoding="utf-8")
     if stale:
         print(f"out of date (run python scripts/generate_protos.py): {', '.join(stale)}", file=sys.stderr)
         return 1

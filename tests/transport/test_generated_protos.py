@@ -51,7 +51,18 @@ def test_our_grpc_protos_and_grpcios_copies_live_in_one_process(stock_first: boo
 
 
 @pytest.mark.parametrize(
-    "module", ["transport.reflection", "transport.health", "transport.descriptors", "transport.server.call"]
+    "module",
+    [
+        "transport.reflection",
+        "transport.health",
+        "transport.descriptors",
+        "transport.server.call",
+        "transport.health.health_rpcviz",
+        "app.greeter.helloworld_rpcviz",
+        "transport.protoc",
+        "transport.protoc.plugin",
+        "transport.protoc.frontend",
+    ],
 )
 def test_module_imports_alone(module: str) -> None:
     proc = _python(f"import {module}")
