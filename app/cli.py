@@ -12,10 +12,17 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from app.commands import call, demo, proxy, serve
+from app.commands import call, demo, interop_client, interop_server, proxy, serve
 from app.commands.errors import CliError
 
-COMMANDS = {"serve": serve, "call": call, "proxy": proxy, "demo": demo}
+COMMANDS = {
+    "serve": serve,
+    "call": call,
+    "proxy": proxy,
+    "demo": demo,
+    "interop-client": interop_client,
+    "interop-server": interop_server,
+}
 
 
 class _Parser(argparse.ArgumentParser):
