@@ -12,11 +12,18 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from app.commands import call, demo, proxy, serve
+from app.commands import call, demo, interop_client, interop_server, proxy, serve
 from app.commands.errors import CliError
 from app.commands.version import version
 
-COMMANDS = {"serve": serve, "call": call, "proxy": proxy, "demo": demo}
+COMMANDS = {
+    "serve": serve,
+    "call": call,
+    "proxy": proxy,
+    "demo": demo,
+    "interop-client": interop_client,
+    "interop-server": interop_server,
+}
 
 
 class _Parser(argparse.ArgumentParser):

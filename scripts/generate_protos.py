@@ -3,12 +3,15 @@
     python scripts/generate_protos.py          # write them
     python scripts/generate_protos.py --check  # exit 1 if one differs from what protoc makes
 
-Each ``*_pb2.py`` is protoc's output; the transport's own (health, reflection) have
-one change: their file goes into ``transport.descriptors.POOL`` instead of
-protobuf's default pool (the module docstring there says why). Each .proto is
-compiled under its canonical name (``grpc/health/v1/health.proto``, ...) so
-reflection clients see the names they expect. ``*_rpcviz.py`` is what the rpcviz
-protoc plugin (``transport/protoc``) makes of a proto's services.
+Each ``*_pb2.py`` is protoc's output; all but helloworld's have two changes: their
+file goes into a private descriptor pool (``transport.descriptors.POOL`` for the
+transport's protos, ``app.interop.descriptors.POOL`` for grpc.testing) instead of
+protobuf's default pool (the module docstrings there say why), and an import of
+another proto listed here names the package it lives in (``from grpc.testing import
+empty_pb2`` would be grpcio's ``grpc`` package). Each .proto is compiled under its
+canonical name (``grpc/health/v1/health.proto``, ...) so reflection clients see the
+names they expect. ``*_rpcviz.py`` is what the rpcviz protoc plugin
+(``transport/protoc``) makes of a proto's services.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ class Proto:
     #: The directory in this repository.
     local: str
     name: str
-    #: Its ``_pb2`` registers in transport.descriptors.POOL, not in protobuf's default pool.
-    private_pool: bool = True
+    #: The module whose POOL its ``_pb2`` registers in; None = protobuf's default pool.
+    pool: str | None = "transport.descriptors"
     #: Also generate ``<stem>_rpcviz.py`` (stubs and servicers) with our plugin.
     stubs: bool = False
 
@@ -50,18 +53,35 @@ class Proto:
         return f"{self.local.replace('/', '.')}.{self.stem}_pb2"
 
 
+_INTEROP_POOL = "app.interop.descriptors"
+
 PROTOS = [
-    Proto("", "app/greeter", "helloworld.proto", private_pool=False, stubs=True),
+    Proto("", "app/greeter", "helloworld.proto", pool=None, stubs=True),
     Proto("grpc/health/v1", "transport/health", "health.proto", stubs=True),
     Proto("grpc/reflection/v1", "transport/reflection/v1", "reflection.proto"),
     Proto("grpc/reflection/v1alpha", "transport/reflection/v1alpha", "reflection.proto"),
+    Proto("grpc/testing", "app/interop/protos", "empty.proto", pool=_INTEROP_POOL),
+    Proto("grpc/testing", "app/interop/protos", "messages.proto", pool=_INTEROP_POOL),
+    Proto("grpc/testing", "app/interop/protos", "test.proto", pool=_INTEROP_POOL, stubs=True),
 ]
 #: Where each proto's ``_pb2`` is imported from, for the plugin (protoc's own guess is its canonical name).
 _MODULES = ",".join(f"M{p.proto_name}={p.pb2_module}" for p in PROTOS)
 
 _DEFAULT_POOL = "_descriptor_pool.Default().AddSerializedFile("
 _IMPORTS_END = "# @@protoc_insertion_point(imports)\n"
-_POOL_IMPORT = "from transport.descriptors import POOL as _POOL  # rpcviz: not the default pool\n"
+_POOL_IMPORT = "from {pool} import POOL as _POOL  # rpcviz: not the default pool\n"
+
+
+def _imports() -> dict[str, str]:
+    """protoc's import of each proto listed here -> the import of the module in this repository."""
+    imports = {}
+    for p in PROTOS:
+        if p.canonical:
+            stem = p.stem + "_pb2"
+            imports[f"from {p.canonical.replace('/', '.')} import {stem} "] = (
+                f"from {p.local.replace('/', '.')} import {stem} "
+            )
+    return imports
 
 
 def generate(proto: Proto) -> dict[Path, str]:
@@ -78,13 +98,16 @@ def generate(proto: Proto) -> dict[Path, str]:
         names = [f"{proto.stem}_pb2.py", f"{proto.stem}_pb2.pyi"] + [f"{proto.stem}_rpcviz.py"] * proto.stubs
         files = {local / name: (made / name).read_text(encoding="utf-8") for name in names}
     module = local / f"{proto.stem}_pb2.py"
-    if proto.private_pool:
+    if proto.pool is not None:
         text = files[module]
         if text.count(_DEFAULT_POOL) != 1 or _IMPORTS_END not in text:
             raise SystemExit(f"unexpected protoc output for {proto.name}: the pool line is not where it was")
-        files[module] = text.replace(_IMPORTS_END, _POOL_IMPORT + _IMPORTS_END).replace(
+        files[module] = text.replace(_IMPORTS_END, _POOL_IMPORT.format(pool=proto.pool) + _IMPORTS_END).replace(
             _DEFAULT_POOL, "_POOL.AddSerializedFile("
         )
+        for theirs, ours in _imports().items():
+            for path in (module, local / f"{proto.stem}_pb2.pyi"):
+                files[path] = files[path].replace(theirs, ours)
     return files
 
 

@@ -43,8 +43,9 @@ def render(file: ServiceFile) -> str:
     lines += ["", "if TYPE_CHECKING:"]
     lines += _from_import("transport.client", ["Channel", *sorted(MULTI_CALLABLES[c] for c in cardinalities)], 1)
     for service in file.services:
-        lines += ["", f'{service.constant} = "{service.full_name}"']
-        lines += [f'{m.constant} = "{m.path}"' for m in service.methods]
+        lines += ["", *_constant(service.constant, service.full_name)]
+        for m in service.methods:
+            lines += _constant(m.constant, m.path)
     for service in file.services:
         lines += ["", "", *_stub(service, aliases), "", "", *_servicer(service, aliases)]
     return "\n".join(lines) + "\n"
@@ -58,15 +59,28 @@ def module_aliases(modules: Iterable[str]) -> dict[str, str]:
 
 
 def _pb2_imports(aliases: dict[str, str]) -> list[str]:
-    imports, from_imports = [], []
+    """``import`` lines for the ``_pb2`` modules, one ``from`` line per package (as isort/ruff want)."""
+    imports: list[str] = []
+    by_package: dict[str, list[str]] = {}
     for module, alias in aliases.items():
         package, _, name = module.rpartition(".")
         entry = name if alias == name else f"{name} as {alias}"
         if package:
-            from_imports += _from_import(package, [entry])
+            by_package.setdefault(package, []).append(entry)
         else:
             imports.append(f"import {entry}")
+    from_imports: list[str] = []
+    for package, entries in by_package.items():
+        from_imports += _from_import(package, entries)
     return imports + from_imports
+
+
+def _constant(name: str, value: str) -> list[str]:
+    """``NAME = "value"``, wrapped in parentheses as ruff format does when the line is too long."""
+    line = f'{name} = "{value}"'
+    if len(line) <= LINE_LENGTH:
+        return [line]
+    return [f"{name} = (", f'    "{value}"', ")"]
 
 
 def _from_import(module: str, names: list[str], depth: int = 0) -> list[str]:
