@@ -173,7 +173,7 @@ def test_check_fails_on_a_stub_that_drifted(tmp_path: Path, monkeypatch: pytest.
     script = _generate_protos_script()
     for proto in script.PROTOS:
         copy = tmp_path / proto.local
-        copy.mkdir(parents=True)
+        copy.mkdir(parents=True, exist_ok=True)
         for path in (ROOT / proto.local).iterdir():
             if path.is_file():
                 shutil.copy(path, copy / path.name)
