@@ -52,6 +52,7 @@ class CountingPolicy(LoadBalancer):
         self.calls_in_flight = 0
         self.picks = 0
         self.ended: list[Ended] = []
+        self.infos: list[PickInfo] = []
         #: Pick subchannels before they are READY too: the channel must end those picks itself.
         self.eager = False
         #: ``done`` raises after recording (a policy bug must not change the call's outcome).
@@ -102,6 +103,7 @@ class _CountingPicker(Picker):
         policy = self.policy
         policy.calls_in_flight += 1
         policy.picks += 1
+        policy.infos.append(info)
         done = functools.partial(policy.done, policy.picks, info.method, self.subchannel.address)
         return PickResult(self.subchannel, done)
 
@@ -144,7 +146,7 @@ async def test_done_gets_every_calls_final_status(
     channel = Channel.dial(str(real.address), CountingPolicy.name, options=FAST)
     [policy] = policies
     try:
-        assert served_by(await greet(channel, timeout=5)) == "pod-1"
+        assert served_by(await greet(channel, timeout=5, metadata=(("x-user", "ada"),))) == "pod-1"
         assert policy.calls_in_flight == 0
         with pytest.raises(RpcError) as unknown:
             await channel.unary_unary(MISSING).with_call(b"", timeout=5)
@@ -170,6 +172,7 @@ async def test_done_gets_every_calls_final_status(
             (4, WAIT, address, StatusCode.CANCELLED),
         ]
         policy.assert_each_pick_ended_once()
+        assert [info.metadata for info in policy.infos] == [(("x-user", "ada"),), (), (), ()]
         assert channel.stats.status_counts() == {"OK": 1, "UNIMPLEMENTED": 1, "DEADLINE_EXCEEDED": 1, "CANCELLED": 1}
     finally:
         await channel.close(grace=0)

@@ -8,6 +8,7 @@ subchannel and opens one HTTP/2 stream on that subchannel's connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -291,7 +292,7 @@ class Channel:
         """
         if self._closed:
             raise RpcError(StatusCode.UNAVAILABLE, "channel is closed")
-        info = PickInfo(details.method, details.metadata)
+        info = PickInfo(details.method, details.metadata) if details.metadata else _pick_info(details.method)
         try:
             picked = self._picker.pick(info)
         except RpcError:
@@ -394,6 +395,13 @@ class Channel:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close(grace=0)
+
+
+@functools.lru_cache(maxsize=256)
+def _pick_info(method: str) -> PickInfo:
+    """The PickInfo of every call of ``method`` without metadata: frozen, so shared (building one
+    costs ~0.9 µs per call, a cache hit ~0.1 µs)."""
+    return PickInfo(method, ())
 
 
 def _end_pick(done: Callable[[StatusCode], None], outcome: StatusCode | BaseException) -> None:
