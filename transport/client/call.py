@@ -133,6 +133,12 @@ class Call:
         else:
             self._callbacks.append(callback)
 
+    async def wait_for_connection(self) -> None:
+        """Wait until the call's stream is open and its headers are sent (grpc.aio's name); RpcError if it failed first."""
+        if self._finished and self._error is not None:
+            raise self._error
+        await self._stream_ready()
+
     async def initial_metadata(self) -> Metadata:
         """The response headers' metadata (empty if the call failed before any)."""
         if not self._finished:
