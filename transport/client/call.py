@@ -485,14 +485,11 @@ class UnaryUnaryCall(Call, Generic[Response]):
 _NO_RESPONSE: Any = object()
 
 
-class StreamUnaryCall(UnaryUnaryCall[Response], Generic[Request, Response]):
-    """Requests written (or from an iterator), then ``await call`` gives the response."""
+class _StreamingRequests(Call, Generic[Request]):
+    """What a streaming-request call adds: ``write``/``done_writing`` or a request iterator (``_Writer``)."""
 
-    __slots__ = ("_writer",)
-
-    def __init__(self, channel: Channel, details: CallDetails, request_iterator: Any) -> None:
-        super().__init__(channel, details, None)
-        self._writer = _Writer(self, request_iterator)
+    __slots__ = ()
+    _writer: _Writer
 
     def _request_bytes(self) -> bytes | None:
         return None
@@ -511,6 +508,17 @@ class StreamUnaryCall(UnaryUnaryCall[Response], Generic[Request, Response]):
     def _finish(self, error: RpcError | None) -> None:
         super()._finish(error)
         self._writer.stop()
+
+
+class StreamUnaryCall(_StreamingRequests[Request], UnaryUnaryCall[Response]):
+    """Requests written (or from an iterator), then ``await call`` gives the response."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, channel: Channel, details: CallDetails, request_iterator: Any) -> None:
+        super().__init__(channel, details, None)
+        self._writer = _Writer(self, request_iterator)
+
 
 
 # --- streaming response -------------------------------------------------------------
@@ -579,7 +587,7 @@ class UnaryStreamCall(Call, Generic[Response]):
         self._finish(None)
 
 
-class StreamStreamCall(UnaryStreamCall[Response], Generic[Request, Response]):
+class StreamStreamCall(_StreamingRequests[Request], UnaryStreamCall[Response]):
     """Write and read in any order: ``write``, ``done_writing``, ``read`` / ``async for``."""
 
     __slots__ = ("_writer",)
@@ -588,23 +596,6 @@ class StreamStreamCall(UnaryStreamCall[Response], Generic[Request, Response]):
         super().__init__(channel, details, None)
         self._writer = _Writer(self, request_iterator)
 
-    def _request_bytes(self) -> bytes | None:
-        return None
-
-    async def write(self, request: Request) -> None:
-        await self._writer.write(request)
-
-    async def done_writing(self) -> None:
-        await self._writer.done_writing()
-
-    async def _start_stream(self) -> Stream:
-        stream = await super()._start_stream()
-        self._writer.started(stream)
-        return stream
-
-    def _finish(self, error: RpcError | None) -> None:
-        super()._finish(error)
-        self._writer.stop()
 
 
 class _Writer:
