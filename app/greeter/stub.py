@@ -1,18 +1,17 @@
-"""A client stub for the Greeter, as grpcio-tools would generate it."""
+"""The Greeter's client stub: the generated one, plus the call the app fires."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
-from app.greeter.service import SAY_HELLO
-from transport import Channel, UnaryResult
+from app.greeter import helloworld_rpcviz
+from app.greeter.helloworld_pb2 import HelloRequest
+from transport import UnaryResult
 from transport.server import SERVER_NAME_KEY
 
 
-class GreeterStub:
-    def __init__(self, channel: Channel) -> None:
-        self.SayHello = channel.unary_unary(SAY_HELLO, HelloRequest.SerializeToString, HelloReply.FromString)
+class GreeterStub(helloworld_rpcviz.GreeterStub):
+    """The generated stub (``self.SayHello``) with ``say_hello(name)``, which answers with its call."""
 
     async def say_hello(self, name: str, **kwargs: Any) -> UnaryResult:
         """greet(name): the call the scene fires, with where it landed."""

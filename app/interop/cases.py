@@ -17,23 +17,11 @@ from app.interop.protos.messages_pb2 import (
     Payload,
     ResponseParameters,
     SimpleRequest,
-    SimpleResponse,
     StreamingInputCallRequest,
-    StreamingInputCallResponse,
     StreamingOutputCallRequest,
-    StreamingOutputCallResponse,
 )
-from app.interop.service import (
-    ECHO_INITIAL,
-    ECHO_TRAILING,
-    EMPTY_CALL,
-    FULL_DUPLEX_CALL,
-    STREAMING_INPUT_CALL,
-    STREAMING_OUTPUT_CALL,
-    UNARY_CALL,
-    UNIMPLEMENTED_CALL,
-    UNIMPLEMENTED_SERVICE_CALL,
-)
+from app.interop.protos.test_rpcviz import TestServiceStub, UnimplementedServiceStub
+from app.interop.service import ECHO_INITIAL, ECHO_TRAILING
 from transport import EOF, Channel, Metadata, RpcError, StatusCode
 
 INITIAL_VALUE = "test_initial_metadata_value"
@@ -50,43 +38,6 @@ class _Call(Protocol):
     def details(self) -> Awaitable[str]: ...
     def initial_metadata(self) -> Awaitable[Metadata]: ...
     def trailing_metadata(self) -> Awaitable[Metadata]: ...
-
-
-class _TestServiceStub:
-    """The TestService methods the cases call, as multi-callables on the channel."""
-
-    def __init__(self, channel: Channel) -> None:
-        self.empty_call = channel.unary_unary(
-            EMPTY_CALL, request_serializer=Empty.SerializeToString, response_deserializer=Empty.FromString
-        )
-        self.unary_call = channel.unary_unary(
-            UNARY_CALL,
-            request_serializer=SimpleRequest.SerializeToString,
-            response_deserializer=SimpleResponse.FromString,
-        )
-        self.streaming_output_call = channel.unary_stream(
-            STREAMING_OUTPUT_CALL,
-            request_serializer=StreamingOutputCallRequest.SerializeToString,
-            response_deserializer=StreamingOutputCallResponse.FromString,
-        )
-        self.streaming_input_call = channel.stream_unary(
-            STREAMING_INPUT_CALL,
-            request_serializer=StreamingInputCallRequest.SerializeToString,
-            response_deserializer=StreamingInputCallResponse.FromString,
-        )
-        self.full_duplex_call = channel.stream_stream(
-            FULL_DUPLEX_CALL,
-            request_serializer=StreamingOutputCallRequest.SerializeToString,
-            response_deserializer=StreamingOutputCallResponse.FromString,
-        )
-        self.unimplemented_call = channel.unary_unary(
-            UNIMPLEMENTED_CALL, request_serializer=Empty.SerializeToString, response_deserializer=Empty.FromString
-        )
-        self.unimplemented_service_call = channel.unary_unary(
-            UNIMPLEMENTED_SERVICE_CALL,
-            request_serializer=Empty.SerializeToString,
-            response_deserializer=Empty.FromString,
-        )
 
 
 def _zeros(size: int) -> Payload:
@@ -127,7 +78,7 @@ def _request(response_size: int | None, payload_size: int) -> StreamingOutputCal
 
 
 async def empty_unary(channel: Channel) -> None:
-    response = await _TestServiceStub(channel).empty_call(Empty())
+    response = await TestServiceStub(channel).EmptyCall(Empty())
     if not isinstance(response, Empty):
         raise AssertionError(f"EmptyCall answered {type(response).__name__}, expected grpc.testing.Empty")  # noqa: TRY004
     if response.ByteSize() != 0:
@@ -136,12 +87,12 @@ async def empty_unary(channel: Channel) -> None:
 
 async def large_unary(channel: Channel) -> None:
     request = SimpleRequest(response_type=COMPRESSABLE, response_size=314159, payload=_zeros(271828))
-    response = await _TestServiceStub(channel).unary_call(request)
+    response = await TestServiceStub(channel).UnaryCall(request)
     _check_payload("UnaryCall's response", response.payload, 314159)
 
 
 async def client_streaming(channel: Channel) -> None:
-    call = _TestServiceStub(channel).streaming_input_call(None)
+    call = TestServiceStub(channel).StreamingInputCall(None)
     for size in (27182, 8, 1828, 45904):
         await call.write(StreamingInputCallRequest(payload=_zeros(size)))
     await call.done_writing()
@@ -155,7 +106,7 @@ async def server_streaming(channel: Channel) -> None:
     request = StreamingOutputCallRequest(
         response_type=COMPRESSABLE, response_parameters=[ResponseParameters(size=size) for size in sizes]
     )
-    call = _TestServiceStub(channel).streaming_output_call(request)
+    call = TestServiceStub(channel).StreamingOutputCall(request)
     responses = [response async for response in call]
     if len(responses) != len(sizes):
         raise AssertionError(f"got {len(responses)} responses, expected {len(sizes)}")
@@ -165,7 +116,7 @@ async def server_streaming(channel: Channel) -> None:
 
 
 async def ping_pong(channel: Channel) -> None:
-    call = _TestServiceStub(channel).full_duplex_call(None)
+    call = TestServiceStub(channel).FullDuplexCall(None)
     steps = ((31415, 27182), (9, 8), (2653, 1828), (58979, 45904))
     for i, (response_size, payload_size) in enumerate(steps):
         await call.write(_request(response_size, payload_size))
@@ -180,7 +131,7 @@ async def ping_pong(channel: Channel) -> None:
 
 
 async def empty_stream(channel: Channel) -> None:
-    call = _TestServiceStub(channel).full_duplex_call(None)
+    call = TestServiceStub(channel).FullDuplexCall(None)
     await call.done_writing()
     if await call.read() is not EOF:
         raise AssertionError("got a response, expected none")
@@ -188,13 +139,13 @@ async def empty_stream(channel: Channel) -> None:
 
 
 async def cancel_after_begin(channel: Channel) -> None:
-    call = _TestServiceStub(channel).streaming_input_call(None)
+    call = TestServiceStub(channel).StreamingInputCall(None)
     call.cancel()
     await _check_status("StreamingInputCall", call, StatusCode.CANCELLED)
 
 
 async def cancel_after_first_response(channel: Channel) -> None:
-    call = _TestServiceStub(channel).full_duplex_call(None)
+    call = TestServiceStub(channel).FullDuplexCall(None)
     await call.write(_request(31415, 27182))
     if await call.read() is EOF:
         raise AssertionError("the stream ended before its first response")
@@ -203,7 +154,7 @@ async def cancel_after_first_response(channel: Channel) -> None:
 
 
 async def timeout_on_sleeping_server(channel: Channel) -> None:
-    call = _TestServiceStub(channel).full_duplex_call(None, timeout=0.001)
+    call = TestServiceStub(channel).FullDuplexCall(None, timeout=0.001)
     try:
         await call.write(_request(None, 27182))
         response = await call.read()  # the server sends nothing for this request: the deadline ends it
@@ -215,7 +166,7 @@ async def timeout_on_sleeping_server(channel: Channel) -> None:
 
 
 async def custom_metadata(channel: Channel) -> None:
-    stub = _TestServiceStub(channel)
+    stub = TestServiceStub(channel)
     metadata = ((ECHO_INITIAL, INITIAL_VALUE), (ECHO_TRAILING, TRAILING_VALUE))
 
     async def check(what: str, call: _Call) -> None:
@@ -230,11 +181,11 @@ async def custom_metadata(channel: Channel) -> None:
             )
 
     request = SimpleRequest(response_type=COMPRESSABLE, response_size=314159, payload=_zeros(271828))
-    unary = stub.unary_call(request, metadata=metadata)
+    unary = stub.UnaryCall(request, metadata=metadata)
     await unary
     await check("UnaryCall", unary)
 
-    duplex = stub.full_duplex_call(None, metadata=metadata)
+    duplex = stub.FullDuplexCall(None, metadata=metadata)
     await duplex.write(_request(314159, 271828))
     await duplex.done_writing()
     async for _ in duplex:
@@ -243,16 +194,16 @@ async def custom_metadata(channel: Channel) -> None:
 
 
 async def _status_echo(channel: Channel, message: str, *, duplex: bool) -> None:
-    stub = _TestServiceStub(channel)
+    stub = TestServiceStub(channel)
     status = EchoStatus(code=StatusCode.UNKNOWN, message=message)
-    unary = stub.unary_call(SimpleRequest(response_status=status))
+    unary = stub.UnaryCall(SimpleRequest(response_status=status))
     try:
         await unary
     except RpcError as exc:
         _check_error("UnaryCall", exc, StatusCode.UNKNOWN, message)
     await _check_status("UnaryCall", unary, StatusCode.UNKNOWN, message)
     if duplex:
-        call = stub.full_duplex_call(None)
+        call = stub.FullDuplexCall(None)
         await call.write(StreamingOutputCallRequest(response_status=status))
         await call.done_writing()
         try:
@@ -272,12 +223,12 @@ async def special_status_message(channel: Channel) -> None:
 
 
 async def unimplemented_method(channel: Channel) -> None:
-    call = _TestServiceStub(channel).unimplemented_call(Empty())
+    call = TestServiceStub(channel).UnimplementedCall(Empty())
     await _check_status("TestService/UnimplementedCall", call, StatusCode.UNIMPLEMENTED)
 
 
 async def unimplemented_service(channel: Channel) -> None:
-    call = _TestServiceStub(channel).unimplemented_service_call(Empty())
+    call = UnimplementedServiceStub(channel).UnimplementedCall(Empty())
     await _check_status("UnimplementedService/UnimplementedCall", call, StatusCode.UNIMPLEMENTED)
 
 

@@ -3,16 +3,19 @@
 Server features: EmptyCall, UnaryCall, StreamingOutputCall, StreamingInputCall, FullDuplexCall,
 HalfDuplexCall, Echo Status (a request's ``response_status`` ends the call with it), Echo Metadata
 (``x-grpc-test-echo-initial`` back in the response headers, ``x-grpc-test-echo-trailing-bin`` in the
-trailers) and ``ResponseParameters.interval_us`` (a sleep before each response). ``UnimplementedCall``
-and ``grpc.testing.UnimplementedService`` are not registered, so the server answers UNIMPLEMENTED.
-Not implemented: CacheableUnaryCall, compression (``response_compressed``, ``expect_compressed``)
-and the auth echoes (``fill_username``, ``fill_oauth_scope``), which the 14 standard cases do not use.
+trailers) and ``ResponseParameters.interval_us`` (a sleep before each response). It is the generated
+``TestServiceServicer``: ``UnimplementedCall`` keeps the base class's UNIMPLEMENTED answer, as in
+grpc's own interop servers, and ``grpc.testing.UnimplementedService`` is not registered, so the
+server answers UNIMPLEMENTED for it too.
+Not implemented (UNIMPLEMENTED, the base class's): CacheableUnaryCall; also compression
+(``response_compressed``, ``expect_compressed``) and the auth echoes (``fill_username``,
+``fill_oauth_scope``). The 14 standard cases use none of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 from app.interop.protos.empty_pb2 import Empty
 from app.interop.protos.messages_pb2 import (
@@ -25,18 +28,8 @@ from app.interop.protos.messages_pb2 import (
     StreamingOutputCallRequest,
     StreamingOutputCallResponse,
 )
+from app.interop.protos.test_rpcviz import TestServiceServicer
 from transport import Metadata, RpcError, ServicerContext, StatusCode
-from transport.server import MethodHandler, stream_stream, stream_unary, unary_stream, unary_unary
-
-SERVICE = "grpc.testing.TestService"
-EMPTY_CALL = f"/{SERVICE}/EmptyCall"
-UNARY_CALL = f"/{SERVICE}/UnaryCall"
-STREAMING_OUTPUT_CALL = f"/{SERVICE}/StreamingOutputCall"
-STREAMING_INPUT_CALL = f"/{SERVICE}/StreamingInputCall"
-FULL_DUPLEX_CALL = f"/{SERVICE}/FullDuplexCall"
-HALF_DUPLEX_CALL = f"/{SERVICE}/HalfDuplexCall"
-UNIMPLEMENTED_CALL = f"/{SERVICE}/UnimplementedCall"
-UNIMPLEMENTED_SERVICE_CALL = "/grpc.testing.UnimplementedService/UnimplementedCall"
 
 ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
@@ -84,21 +77,21 @@ async def _responses(request: StreamingOutputCallRequest) -> AsyncIterator[Strea
         yield StreamingOutputCallResponse(payload=_payload(request.response_type, params.size))
 
 
-class TestService:
+class TestService(TestServiceServicer):
     """The interop server's service; ``server.add_service(TestService())``."""
 
     __test__ = False  # not a pytest test class, whatever its name
 
-    async def empty_call(self, request: Empty, context: ServicerContext) -> Empty:
+    async def EmptyCall(self, request: Empty, context: ServicerContext) -> Empty:
         await _echo_metadata(context)
         return Empty()
 
-    async def unary_call(self, request: SimpleRequest, context: ServicerContext) -> SimpleResponse:
+    async def UnaryCall(self, request: SimpleRequest, context: ServicerContext) -> SimpleResponse:
         trailing = await _echo_metadata(context)
         _echo_status(request, context, trailing)
         return SimpleResponse(payload=_payload(request.response_type, request.response_size))
 
-    async def streaming_output_call(
+    async def StreamingOutputCall(
         self, request: StreamingOutputCallRequest, context: ServicerContext
     ) -> AsyncIterator[StreamingOutputCallResponse]:
         trailing = await _echo_metadata(context)
@@ -106,7 +99,7 @@ class TestService:
         async for response in _responses(request):
             yield response
 
-    async def streaming_input_call(
+    async def StreamingInputCall(
         self, requests: AsyncIterator[StreamingInputCallRequest], context: ServicerContext
     ) -> StreamingInputCallResponse:
         """Upon the half-close: the sum of the payload sizes received."""
@@ -116,7 +109,7 @@ class TestService:
             total += len(request.payload.body)
         return StreamingInputCallResponse(aggregated_payload_size=total)
 
-    async def full_duplex_call(
+    async def FullDuplexCall(
         self, requests: AsyncIterator[StreamingOutputCallRequest], context: ServicerContext
     ) -> AsyncIterator[StreamingOutputCallResponse]:
         """Each request's responses as soon as it arrives (ping-pong); OK after the half-close.
@@ -128,7 +121,7 @@ class TestService:
             async for response in _responses(request):
                 yield response
 
-    async def half_duplex_call(
+    async def HalfDuplexCall(
         self, requests: AsyncIterator[StreamingOutputCallRequest], context: ServicerContext
     ) -> AsyncIterator[StreamingOutputCallResponse]:
         """Every request first (until the half-close), then their responses in order."""
@@ -138,29 +131,3 @@ class TestService:
             _echo_status(request, context, trailing)
             async for response in _responses(request):
                 yield response
-
-    def method_handlers(self) -> Mapping[str, MethodHandler]:
-        return {
-            EMPTY_CALL: unary_unary(self.empty_call, Empty.FromString, Empty.SerializeToString),
-            UNARY_CALL: unary_unary(self.unary_call, SimpleRequest.FromString, SimpleResponse.SerializeToString),
-            STREAMING_OUTPUT_CALL: unary_stream(
-                self.streaming_output_call,
-                StreamingOutputCallRequest.FromString,
-                StreamingOutputCallResponse.SerializeToString,
-            ),
-            STREAMING_INPUT_CALL: stream_unary(
-                self.streaming_input_call,
-                StreamingInputCallRequest.FromString,
-                StreamingInputCallResponse.SerializeToString,
-            ),
-            FULL_DUPLEX_CALL: stream_stream(
-                self.full_duplex_call,
-                StreamingOutputCallRequest.FromString,
-                StreamingOutputCallResponse.SerializeToString,
-            ),
-            HALF_DUPLEX_CALL: stream_stream(
-                self.half_duplex_call,
-                StreamingOutputCallRequest.FromString,
-                StreamingOutputCallResponse.SerializeToString,
-            ),
-        }

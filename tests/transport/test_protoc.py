@@ -27,8 +27,12 @@ from transport import Channel, RpcError, Server, StatusCode
 from transport.server import Cardinality, MethodHandler, ServicerContext
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The files generate_protos.py makes with the plugin; the lead's Greeter/Health code switches to them.
-CHECKED_IN = ["app/greeter/helloworld_rpcviz.py", "transport/health/health_rpcviz.py"]
+#: The files generate_protos.py makes with the plugin, which the Greeter, Health and TestService code use.
+CHECKED_IN = [
+    "app/greeter/helloworld_rpcviz.py",
+    "transport/health/health_rpcviz.py",
+    "app/interop/protos/test_rpcviz.py",
+]
 
 #: The client API of issue 11 (API-SPEC.md): multi-callables for the four call shapes on Channel.
 STREAM_API = all(hasattr(Channel, name) for name in ("unary_stream", "stream_unary", "stream_stream"))
@@ -552,6 +556,9 @@ def test_generated_code_is_mypy_strict_clean(generated: Path, tmp_path: Path) ->
     pb2 = [
         "app.greeter.helloworld_pb2",
         "transport.health.health_pb2",
+        "app.interop.protos.empty_pb2",
+        "app.interop.protos.messages_pb2",
+        "app.interop.protos.test_pb2",
         "transport.reflection.v1.reflection_pb2",
         "transport.reflection.v1alpha.reflection_pb2",
         "rpcviz_case.common_pb2",
@@ -562,6 +569,7 @@ def test_generated_code_is_mypy_strict_clean(generated: Path, tmp_path: Path) ->
     modules = [
         "app.greeter.helloworld_rpcviz",
         "transport.health.health_rpcviz",
+        "app.interop.protos.test_rpcviz",
         "rpcviz_case.v1.shapes_rpcviz",
         "rpcviz_case_bare_rpcviz",
     ]

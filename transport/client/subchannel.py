@@ -14,8 +14,8 @@ from transport.client.backoff import BackoffConfig, ExponentialBackoff
 from transport.client.connection import ClientConnection, NotHttp2
 from transport.client.outcome import stream_error
 from transport.connectivity import ConnectivityState
-from transport.health.messages import ServingStatus, decode_response, encode_request
-from transport.health.service import WATCH
+from transport.health.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from transport.health.service import WATCH, ServingStatus
 from transport.http2 import DEFAULT_WINDOW_SIZE
 from transport.http2.stream import StreamReset
 from transport.status import RpcError, StatusCode
@@ -228,14 +228,13 @@ class Subchannel:
         else -> TRANSIENT_FAILURE (the connection stays up; picks skip it)."""
         while conn is self.connection and conn.usable:
             try:
-                stream = conn.open_stream(
-                    conn.request_headers(WATCH.encode(), [], None), encode_message(encode_request(service))
-                )
+                request = encode_message(HealthCheckRequest(service=service).SerializeToString())
+                stream = conn.open_stream(conn.request_headers(WATCH.encode(), [], None), request)
                 try:
                     if not stream.local_ended:
-                        await stream.send_data(encode_message(encode_request(service)), end_stream=True)
+                        await stream.send_data(request, end_stream=True)
                     while (message := await stream.recv_message()) is not None:
-                        status = decode_response(message)
+                        status = ServingStatus.of(HealthCheckResponse.FromString(message))
                         if conn is not self.connection:
                             return
                         self.health = status.name

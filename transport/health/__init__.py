@@ -1,6 +1,5 @@
-"""gRPC health checking: the server's Health service and its messages."""
+"""gRPC health checking: the server's Health service and its serving statuses."""
 
-from transport.health.messages import ServingStatus, decode_response, encode_request
-from transport.health.service import CHECK, WATCH, HealthService
+from transport.health.service import CHECK, WATCH, HealthService, ServingStatus
 
-__all__ = ["CHECK", "WATCH", "HealthService", "ServingStatus", "decode_response", "encode_request"]
+__all__ = ["CHECK", "WATCH", "HealthService", "ServingStatus"]

@@ -8,21 +8,40 @@ watching (the service may appear later).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import enum
+from collections.abc import AsyncIterator
 
 from transport.health import health_pb2
-from transport.health.messages import ServingStatus, decode_request, encode_response
-from transport.server import MethodHandler, ServerCall, unary_stream, unary_unary
+from transport.health.health_pb2 import HealthCheckRequest, HealthCheckResponse
+from transport.health.health_rpcviz import HEALTH_CHECK, HEALTH_WATCH, HealthServicer
+from transport.server import ServicerContext
 from transport.status import RpcError, StatusCode
 
-CHECK = "/grpc.health.v1.Health/Check"
-WATCH = "/grpc.health.v1.Health/Watch"
-#: grpc.health.v1.Health as protoc describes it, in transport.descriptors.POOL, where
-#: server reflection finds it (the messages themselves are encoded by hand, messages.py).
+CHECK = HEALTH_CHECK
+WATCH = HEALTH_WATCH
+#: grpc.health.v1.Health as protoc describes it, in transport.descriptors.POOL (not protobuf's
+#: default pool, where grpcio-health-checking registers its own copy), where reflection finds it.
 DESCRIPTOR = health_pb2.DESCRIPTOR.services_by_name["Health"]
 
 
-class HealthService:
+class ServingStatus(enum.IntEnum):
+    """``HealthCheckResponse.ServingStatus`` as a Python enum (same numbers)."""
+
+    UNKNOWN = HealthCheckResponse.UNKNOWN
+    SERVING = HealthCheckResponse.SERVING
+    NOT_SERVING = HealthCheckResponse.NOT_SERVING
+    SERVICE_UNKNOWN = HealthCheckResponse.SERVICE_UNKNOWN  # Watch only
+
+    @classmethod
+    def of(cls, response: HealthCheckResponse) -> ServingStatus:
+        """A response's status; a number this enum does not know is UNKNOWN (proto3 enums are open)."""
+        try:
+            return cls(response.status)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class HealthService(HealthServicer):
     def __init__(self) -> None:
         self._statuses: dict[str, ServingStatus] = {"": ServingStatus.SERVING}
         self._watchers: dict[str, set[asyncio.Queue[ServingStatus | None]]] = {}
@@ -52,30 +71,25 @@ class HealthService:
         for service in list(self._statuses):
             self.set(service, ServingStatus.SERVING)
 
-    async def check(self, service: str, context: ServerCall) -> ServingStatus:
-        status = self._statuses.get(service)
+    async def Check(self, request: HealthCheckRequest, context: ServicerContext) -> HealthCheckResponse:
+        status = self._statuses.get(request.service)
         if status is None:
-            raise RpcError(StatusCode.NOT_FOUND, f"unknown service {service!r}")
-        return status
+            raise RpcError(StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+        return HealthCheckResponse(status=status.name)
 
-    async def watch(self, service: str, context: ServerCall) -> AsyncIterator[ServingStatus]:
+    async def Watch(self, request: HealthCheckRequest, context: ServicerContext) -> AsyncIterator[HealthCheckResponse]:
+        service = request.service
         queue: asyncio.Queue[ServingStatus | None] = asyncio.Queue()
         self._watchers.setdefault(service, set()).add(queue)
         try:
             last = self._statuses.get(service, ServingStatus.SERVICE_UNKNOWN)
-            yield last
+            yield HealthCheckResponse(status=last.name)
             while True:
                 status = await queue.get()
                 if status is None:
                     return
                 if status != last:
                     last = status
-                    yield status
+                    yield HealthCheckResponse(status=status.name)
         finally:
             self._watchers[service].discard(queue)
-
-    def method_handlers(self) -> Mapping[str, MethodHandler]:
-        return {
-            CHECK: unary_unary(self.check, decode_request, encode_response),
-            WATCH: unary_stream(self.watch, decode_request, encode_response),
-        }
