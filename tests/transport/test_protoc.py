@@ -661,3 +661,30 @@ async def test_every_shape_round_trips_through_our_channel(generated: Path) -> N
     finally:
         await channel.close()
         await server.stop(grace=1)
+
+
+def test_stock_grpc_tools_protoc_finds_the_installed_plugin(tmp_path: Path) -> None:
+    """`pip install` puts protoc-gen-rpcviz on PATH, so grpcio-tools' own protoc runs it for --rpcviz_out."""
+    plugin = shutil.which("protoc-gen-rpcviz")
+    if plugin is None:
+        pytest.skip("protoc-gen-rpcviz is not installed (pip install -e . puts it on PATH)")
+    shutil.copy(ROOT / "app/greeter/helloworld.proto", tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I.",
+            "--python_out=.",
+            f"--plugin=protoc-gen-rpcviz={plugin}",
+            "--rpcviz_out=.",
+            "helloworld.proto",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "helloworld_rpcviz.py").read_text() == (ROOT / "app/greeter/helloworld_rpcviz.py").read_text()
