@@ -687,4 +687,19 @@ def test_stock_grpc_tools_protoc_finds_the_installed_plugin(tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "helloworld_rpcviz.py").read_text() == (ROOT / "app/greeter/helloworld_rpcviz.py").read_text()
+    stub = (tmp_path / "helloworld_rpcviz.py").read_text()
+    assert "import helloworld_pb2" in stub and "class GreeterStub" in stub and "class GreeterServicer" in stub
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    shutil.copy(ROOT / "app/greeter/helloworld.proto", ours)
+    front = subprocess.run(
+        [sys.executable, "-m", "transport.protoc", "-I.", "--python_out=.", "--rpcviz_out=.", "helloworld.proto"],
+        cwd=ours,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert front.returncode == 0, front.stderr
+    assert (ours / "helloworld_rpcviz.py").read_text() == stub  # the front end and the stock protoc agree
