@@ -160,7 +160,9 @@ class Channel:
     async def _run_resolver(self) -> None:
         """Resolve once and hand the addresses to the policy. A failure keeps the addresses we
         had (if any) and retries after the connection backoff, whatever the minimum interval
-        (grpc-core ``PollingResolver``: ``backoff_.NextAttemptTime()``); success resets it."""
+        (grpc-core ``PollingResolver``: ``backoff_.NextAttemptTime()``). An empty list goes to
+        the policy (its subchannels are shut down) and is retried likewise: the policy rejects
+        it (grpc-go ``ErrBadResolverState``). Any other answer resets the backoff."""
         try:
             addresses = await self._resolver.resolve()
         except OSError as exc:
@@ -172,20 +174,27 @@ class Channel:
             self._emit("resolution_failed", self.resolution_error)
             if not self.addresses:
                 self.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker(self.resolution_error))
-            if self._resolver.can_reresolve and self._reresolution_timer is None:
-                delay = self._resolution_backoff.next_delay()
-                self._reresolution_timer = self.loop.call_later(delay, self._deferred_reresolution)
+            self._retry_resolution()
             return
         finally:
             self._resolving = None
         if self._closed:
             return
-        self._resolution_backoff.reset()
         self.resolution_error = ""
         self.addresses = addresses
         self.stats.resolutions += 1
         self._emit("resolved", list(addresses))
         self._lb.update_addresses(addresses)
+        if addresses:
+            self._resolution_backoff.reset()
+        else:
+            self._retry_resolution()
+
+    def _retry_resolution(self) -> None:
+        """Resolve again after the next backoff delay; requests meanwhile wait for that."""
+        if self._resolver.can_reresolve and not self._closed and self._reresolution_timer is None:
+            delay = self._resolution_backoff.next_delay()
+            self._reresolution_timer = self.loop.call_later(delay, self._deferred_reresolution)
 
     # --- the Helper interface the policy uses -------------------------------
 
