@@ -90,6 +90,10 @@ class RoundRobin(LoadBalancer):
     def subchannel_state_changed(self, subchannel: Subchannel, old: ConnectivityState, new: ConnectivityState) -> None:
         if subchannel not in self._order:
             return
+        if new is ConnectivityState.IDLE and old is not ConnectivityState.TRANSIENT_FAILURE:
+            # A connection went away: the backend set may have changed (grpc-core round_robin
+            # asks on IDLE and on TRANSIENT_FAILURE; grpc-go on every connection loss).
+            self.helper.request_reresolution()
         if new is ConnectivityState.IDLE and subchannel.quick_losses <= MAX_EAGER_QUICK_LOSSES:
             subchannel.request_connection()  # reconnect now (or when its backoff says, after a quick loss)
         elif new is ConnectivityState.TRANSIENT_FAILURE:

@@ -10,6 +10,7 @@ from transport.client.call import (
     UnaryUnaryCall,
 )
 from transport.client.channel import Channel, ChannelOptions, ChannelStats
+from transport.client.endpoints import Endpoints, EndpointsResolver
 from transport.client.interceptors import CallDetails, ClientInterceptor, Invoker
 from transport.client.multicallable import (
     StreamStreamMultiCallable,
@@ -28,6 +29,8 @@ __all__ = [
     "ChannelOptions",
     "ChannelStats",
     "ClientInterceptor",
+    "Endpoints",
+    "EndpointsResolver",
     "ExponentialBackoff",
     "Invoker",
     "Resolver",

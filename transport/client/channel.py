@@ -17,7 +17,7 @@ from typing import Any, Self, TypeVar
 
 from transport.address import Address
 from transport.balancer import FailPicker, Picker, PickInfo, PickResult, QueuePicker, get_policy
-from transport.client.backoff import BackoffConfig
+from transport.client.backoff import BackoffConfig, ExponentialBackoff
 from transport.client.connection import ClientConnection
 from transport.client.interceptors import CallDetails, ClientInterceptor, chain
 from transport.client.multicallable import (
@@ -70,6 +70,9 @@ class ChannelStats:
     calls_failed: int = 0
     calls_in_flight: int = 0
     calls_by_status: list[int] = field(default_factory=lambda: [0] * len(StatusCode))
+    #: Resolutions that produced addresses (the first one included), and those that failed.
+    resolutions: int = 0
+    resolution_failures: int = 0
 
     def status_counts(self) -> dict[str, int]:
         return {StatusCode(i).name: n for i, n in enumerate(self.calls_by_status) if n}
@@ -83,6 +86,7 @@ class ChannelStats:
         self.calls_started = self.calls_in_flight
         self.calls_succeeded = self.calls_failed = 0
         self.calls_by_status = [0] * len(StatusCode)
+        self.resolutions = self.resolution_failures = 0
 
 
 ChannelListener = Callable[["Channel", str, Any], None]
@@ -128,6 +132,8 @@ class Channel:
         self._resolving: asyncio.Task[None] | None = None
         #: A re-resolution requested inside the interval, due at its end.
         self._reresolution_timer: asyncio.TimerHandle | None = None
+        #: Paces retries after a failed resolution (its own generator: seeded balancing stays put).
+        self._resolution_backoff = ExponentialBackoff(self.options.backoff, random.Random(self.options.seed))
         #: The interceptors as one callable (None: none, the common case).
         self.interceptor_chain = chain(interceptors)
         self._lb = policy_cls(self)
@@ -152,12 +158,23 @@ class Channel:
         self._resolving = self.loop.create_task(self._run_resolver())
 
     async def _run_resolver(self) -> None:
+        """Resolve once and hand the addresses to the policy. A failure keeps the addresses we
+        had (if any) and retries after the connection backoff, whatever the minimum interval
+        (grpc-core ``PollingResolver``: ``backoff_.NextAttemptTime()``). An empty list goes to
+        the policy (its subchannels are shut down) and is retried likewise: the policy rejects
+        it (grpc-go ``ErrBadResolverState``). Any other answer resets the backoff."""
         try:
             addresses = await self._resolver.resolve()
         except OSError as exc:
+            self._resolving = None
+            if self._closed:
+                return
             self.resolution_error = str(exc)
+            self.stats.resolution_failures += 1
+            self._emit("resolution_failed", self.resolution_error)
             if not self.addresses:
-                self.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker(str(exc)))
+                self.update_state(ConnectivityState.TRANSIENT_FAILURE, FailPicker(self.resolution_error))
+            self._retry_resolution()
             return
         finally:
             self._resolving = None
@@ -165,7 +182,19 @@ class Channel:
             return
         self.resolution_error = ""
         self.addresses = addresses
+        self.stats.resolutions += 1
+        self._emit("resolved", list(addresses))
         self._lb.update_addresses(addresses)
+        if addresses:
+            self._resolution_backoff.reset()
+        else:
+            self._retry_resolution()
+
+    def _retry_resolution(self) -> None:
+        """Resolve again after the next backoff delay; requests meanwhile wait for that."""
+        if self._resolver.can_reresolve and not self._closed and self._reresolution_timer is None:
+            delay = self._resolution_backoff.next_delay()
+            self._reresolution_timer = self.loop.call_later(delay, self._deferred_reresolution)
 
     # --- the Helper interface the policy uses -------------------------------
 
@@ -217,7 +246,8 @@ class Channel:
     # --- events -----------------------------------------------------------
 
     def add_listener(self, listener: ChannelListener) -> None:
-        """``listener(channel, kind, data)`` for "state", "subchannel_created", "subchannel_state"."""
+        """``listener(channel, kind, data)`` for "state", "subchannel_created", "subchannel_state",
+        "resolved" (the addresses) and "resolution_failed" (the error's sentence)."""
         self._listeners.append(listener)
 
     def _emit(self, kind: str, data: Any) -> None:

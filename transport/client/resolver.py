@@ -4,6 +4,7 @@ Target syntax (gRPC's naming doc):
 - ``host:port``            one address: a single name, e.g. a VIP in front of an L4 balancer
 - ``ipv4:a:p,b:p,...``     every listed address (``ipv6:[::1]:p,...`` likewise)
 - ``dns:///host:port``     every address DNS returns, e.g. a Kubernetes headless service
+- ``endpoints:///NAME``    a registered, changing set of addresses (``transport/client/endpoints.py``)
 
 Resolvers are registered by scheme, so others (xds, a cluster's own) can be added.
 """
