@@ -320,3 +320,22 @@ async def test_a_grpcio_client_through_the_proxy(greeters: list[Server]) -> None
             assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
         assert pods == {"pod-1": 2, "pod-2": 2, "pod-3": 2, "pod-4": 2}
         assert proxy.server.stats.connections_total == 1
+
+
+async def test_stop_ends_running_calls_with_unavailable_and_cancels_them_upstream(
+    backend: tuple[Server, Proxied],
+) -> None:
+    """stop(grace) with a call that never ends: after the grace the client gets UNAVAILABLE and the
+    backend's handler is cancelled (nothing is left running behind the proxy)."""
+    server, service = backend
+    proxy = L7Proxy([server.address], channel_options=FAST)
+    await proxy.start()
+    async with Channel(f"ipv4:{proxy.address}", "pick_first", options=FAST) as channel:
+        call = channel.unary_unary(SLOW)(b"", timeout=10)
+        waiting = asyncio.ensure_future(call.code())
+        await wait_until(service.slow_started.is_set, what="the slow call to reach the backend")
+        await proxy.stop(grace=0.1)
+        async with asyncio.timeout(5):
+            assert await waiting is StatusCode.UNAVAILABLE
+        await wait_until(service.slow_cancelled.is_set, what="the backend handler to be cancelled")
+    assert proxy.backends[0].calls_in_flight == 0
