@@ -172,7 +172,9 @@ class Call:
         A proxy needs it to answer the same way: headers now, or one header block at the end.
         """
         stream = self._stream
-        return stream is not None and stream.headers is not None and not (stream.trailers is None and stream.remote_ended)
+        return (
+            stream is not None and stream.headers is not None and not (stream.trailers is None and stream.remote_ended)
+        )
 
     def metadata_value(self, key: str) -> str | bytes | None:
         """A value from the response headers, else the trailers, of a call that has them."""
