@@ -891,3 +891,45 @@ def test_proxy_second_sigterm_resets_open_connections_at_once(daemons: list[Daem
     assert code == 0, err
     assert "Traceback" not in err
     assert re.search(r": 1 connections, \d+ bytes up, \d+ bytes down, 0 refused", out), out
+
+
+# --- proxy --mode l7 ---------------------------------------------------------------------------
+
+
+def test_proxy_mode_l7_spreads_one_connections_calls_over_both_backends(daemons: list[Daemon]) -> None:
+    """proxy --mode l7 with two serve processes: `call -n 100` (pick_first, one connection) reaches both
+    pods, ~50 each, by the pods' own counts; on SIGTERM the proxy prints its per-backend counters."""
+    a = serve(daemons, "pod-a")
+    b = serve(daemons, "pod-b")
+    proxy = Daemon("proxy", "--mode", "l7", "--listen", "127.0.0.1:0", "--backend", a, "--backend", b, "--grace", "1")
+    daemons.append(proxy)
+    line = proxy.read_line()
+    assert line.endswith(f"-> {a}, {b} (round_robin per call)"), line
+    match = ADDRESS.search(line)
+    assert match, line
+    vip = match.group(1)
+
+    report = call_json(vip, "--policy", "pick_first", "-n", "100")
+    assert report["ok"] == 100, report
+    assert set(report["by_backend"]) == {"pod-a", "pod-b"}, report["by_backend"]
+    assert all(40 <= n <= 60 for n in report["by_backend"].values()), report["by_backend"]
+
+    code, out, err = proxy.terminate()
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "1 client connections" in out, out
+    per_backend = {m[0]: int(m[1]) for m in re.findall(r"(127\.0\.0\.1:\d+): (\d+) calls \(\d+ OK\)", out)}
+    assert per_backend == {a: report["by_backend"]["pod-a"], b: report["by_backend"]["pod-b"]}, out
+    for daemon, name in zip(daemons[:2], ("pod-a", "pod-b"), strict=True):
+        code, out, err = daemon.terminate()
+        assert code == 0, err
+        assert f"stopped after {report['by_backend'][name]} calls" in out, out
+
+
+def test_proxy_policy_without_mode_l7_is_one_line() -> None:
+    """--policy picks the L7 proxy's upstream policy; with the L4 proxy it is a one-line error."""
+    result = rpcviz(
+        "proxy", "--listen", "127.0.0.1:0", "--backend", f"127.0.0.1:{closed_port()}", "--policy", "pick_first"
+    )
+    assert_one_line_error(result)
+    assert "--mode l7" in result.stderr

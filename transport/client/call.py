@@ -166,6 +166,16 @@ class Call:
         await self._wait_finished()
         return self._error.details if self._error is not None else ""
 
+    def sent_response_headers(self) -> bool:
+        """The server sent response headers apart from its status (not Trailers-Only, not reset first).
+
+        A proxy needs it to answer the same way: headers now, or one header block at the end.
+        """
+        stream = self._stream
+        return (
+            stream is not None and stream.headers is not None and not (stream.trailers is None and stream.remote_ended)
+        )
+
     def metadata_value(self, key: str) -> str | bytes | None:
         """A value from the response headers, else the trailers, of a call that has them."""
         stream = self._stream
