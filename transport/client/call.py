@@ -530,7 +530,6 @@ class StreamUnaryCall(_StreamingRequests[Request], UnaryUnaryCall[Response]):
         self._writer = _Writer(self, request_iterator)
 
 
-
 # --- streaming response -------------------------------------------------------------
 
 
@@ -605,7 +604,6 @@ class StreamStreamCall(_StreamingRequests[Request], UnaryStreamCall[Response]):
     def __init__(self, channel: Channel, details: CallDetails, request_iterator: Any) -> None:
         super().__init__(channel, details, None)
         self._writer = _Writer(self, request_iterator)
-
 
 
 class _Writer:
