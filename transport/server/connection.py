@@ -439,7 +439,11 @@ class ServerConnection(H2Protocol):
         if self._peer_eof or transport is None or not transport.can_write_eof():
             self.close()
             return
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:  # the peer is already gone (ENOTCONN): nothing left to say
+            transport.abort()
+            return
         self.write_closed = True
         self._linger_timer = self.loop.call_later(linger, self._linger_over)
 
