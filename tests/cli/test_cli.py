@@ -933,3 +933,19 @@ def test_proxy_policy_without_mode_l7_is_one_line() -> None:
     )
     assert_one_line_error(result)
     assert "--mode l7" in result.stderr
+
+
+# --- least_request ---------------------------------------------------------------------
+
+
+def test_call_least_request_over_two_servers(daemons: list[Daemon]) -> None:
+    """call --policy least_request over ipv4:a,b: listed in --help, every call OK, both servers used
+    (one call at a time: every count is 0 at each pick, so the sample decides: 2^-39 to miss one)."""
+    assert "least_request" in rpcviz("call", "--help").stdout
+    a = serve(daemons, "pod-a")
+    b = serve(daemons, "pod-b")
+    report = call_json(f"ipv4:{a},{b}", "--policy", "least_request", "-n", "40")
+    assert report["policy"] == "least_request"
+    assert (report["calls"], report["ok"], report["failed"]) == (40, 40, {})
+    assert set(report["by_backend"]) == {"pod-a", "pod-b"}, report["by_backend"]
+    assert sum(report["by_backend"].values()) == 40

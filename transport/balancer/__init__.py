@@ -1,6 +1,6 @@
 """Load-balancing policies, registered by name; imports nothing from ``transport.client``."""
 
-from transport.balancer import pick_first, round_robin
+from transport.balancer import least_request, pick_first, round_robin
 from transport.balancer.base import (
     FailPicker,
     Helper,
@@ -27,6 +27,7 @@ __all__ = [
     "QueuePicker",
     "Subchannel",
     "get_policy",
+    "least_request",
     "pick_first",
     "policy_names",
     "register_policy",

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, Self
 
 from transport.address import Address
 from transport.connectivity import ConnectivityState
@@ -135,6 +135,15 @@ class LoadBalancer(ABC):
 
     def __init__(self, helper: Helper) -> None:
         self.helper = helper
+
+    @classmethod
+    def from_config(cls, helper: Helper, config: Mapping[str, object]) -> Self:
+        """The policy built with its settings (``ChannelOptions.lb_config``, grpc's
+        ``loadBalancingConfig`` entry); ValueError for a bad one. A policy without settings
+        accepts only an empty config."""
+        if config:
+            raise ValueError(f"{cls.name} has no settings (lb_config: {', '.join(sorted(config))})")
+        return cls(helper)
 
     @abstractmethod
     def update_addresses(self, addresses: Sequence[Address]) -> None:

@@ -11,12 +11,12 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from transport.address import Address
-from transport.balancer import FailPicker, Picker, PickInfo, PickResult, QueuePicker, get_policy
+from transport.balancer import FailPicker, LoadBalancer, Picker, PickInfo, PickResult, QueuePicker, get_policy
 from transport.client.backoff import BackoffConfig, ExponentialBackoff
 from transport.client.connection import ClientConnection
 from transport.client.interceptors import CallDetails, ClientInterceptor, chain
@@ -55,6 +55,9 @@ class ChannelOptions:
     health_check_service: str | None = None
     #: Seconds between re-resolutions at least; a request inside the interval waits for its end.
     min_reresolution_interval: float = MIN_RERESOLUTION_INTERVAL
+    #: The policy's settings (grpc's ``loadBalancingConfig`` entry for it), e.g.
+    #: ``{"choice_count": 3}`` for least_request; None = its defaults. A bad one is a ValueError.
+    lb_config: Mapping[str, object] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not self.min_reresolution_interval >= 0:
@@ -136,8 +139,14 @@ class Channel:
         self._resolution_backoff = ExponentialBackoff(self.options.backoff, random.Random(self.options.seed))
         #: The interceptors as one callable (None: none, the common case).
         self.interceptor_chain = chain(interceptors)
-        self._lb = policy_cls(self)
+        config = self.options.lb_config
+        self._lb = policy_cls(self) if config is None else policy_cls.from_config(self, config)
         self._resolve()
+
+    @property
+    def balancer(self) -> LoadBalancer:
+        """The policy instance, for a UI to read what it keeps (e.g. least_request's ``outstanding``)."""
+        return self._lb
 
     @classmethod
     def dial(
