@@ -9,7 +9,7 @@ import signal
 from typing import Any
 
 from app.commands.errors import CliError, listen_error
-from app.commands.signals import wait_for_shutdown_signal
+from app.commands.signals import shutdown_signal
 from transport import Address
 from transport.proxy import L4Proxy, L7Proxy
 
@@ -81,8 +81,9 @@ async def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise listen_error("the proxy", str(args.listen), exc) from None
     backends = ", ".join(str(b) for b in args.backend)
+    stop = shutdown_signal()  # before the line below: a script may signal as soon as it reads it
     print(f"L4 proxy on {address} -> {backends} ({args.strategy} per connection)", flush=True)
-    sig = await wait_for_shutdown_signal()
+    sig = await stop
     await _drain(proxy, args.grace, sig)
     for stats in proxy.backends:
         print(
@@ -106,8 +107,9 @@ async def _run_l7(args: argparse.Namespace) -> int:
         await proxy.stop()
         raise listen_error("the proxy", str(args.listen), exc) from None
     backends = ", ".join(str(b) for b in args.backend)
+    stop = shutdown_signal()  # before the line below: a script may signal as soon as it reads it
     print(f"L7 proxy on {address} -> {backends} ({policy} per call)", flush=True)
-    sig = await wait_for_shutdown_signal()
+    sig = await stop
     connections = proxy.server.stats.connections_total
     await _drain(proxy, args.grace, sig, "L7", "running calls")
     for stats in proxy.backends:
@@ -124,15 +126,14 @@ async def _drain(
     proxy: L4Proxy | L7Proxy, grace: float, sig: signal.Signals, mode: str = "L4", what: str = "open connections"
 ) -> None:
     """Stop with ``grace`` (open connections or calls end by themselves); a second SIGINT/SIGTERM resets them at once."""
-    second = asyncio.create_task(wait_for_shutdown_signal())
-    await asyncio.sleep(0)  # let it install its handlers before we say a second signal works
+    second = shutdown_signal()  # installed before we say a second signal works
     print(f"{mode} proxy: {sig.name}, stopping ({what} get {grace:g}s; signal again to reset them)", flush=True)
     stopping = asyncio.create_task(proxy.stop(grace=grace))
     try:
-        await asyncio.wait({stopping, second}, return_when=asyncio.FIRST_COMPLETED)
+        waits: set[asyncio.Future[Any]] = {stopping, second}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         if not stopping.done():
             await proxy.stop()  # grace 0: reset what is left; the first stop() returns with it
         await stopping
     finally:
-        second.cancel()
-        await asyncio.gather(second, return_exceptions=True)
+        second.cancel()  # removes its handlers

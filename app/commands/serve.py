@@ -8,7 +8,7 @@ from typing import Any
 from app.commands.args import at_least, metadata_text, non_negative_seconds, positive_seconds
 from app.commands.errors import CliError, listen_error
 from app.commands.serving import add_health_and_reflection
-from app.commands.signals import wait_for_shutdown_signal
+from app.commands.signals import shutdown_signal
 from app.greeter.service import Greeter
 from transport import Server, ServerOptions
 from transport.server import ServerStats
@@ -103,10 +103,11 @@ async def run(args: argparse.Namespace) -> int:
         address = await server.start(args.host, args.port)
     except OSError as exc:
         raise listen_error("the server", f"{args.host}:{args.port}", exc) from None
+    stop = shutdown_signal()  # before the line below: a script may signal as soon as it reads it
     print(f"{args.name} serving helloworld.Greeter on {address}", flush=True)
     if connection_options := describe_options(args):
         print(f"{args.name}: {connection_options}", flush=True)
-    sig = await wait_for_shutdown_signal()
+    sig = await stop
     print(f"{args.name}: {sig.name}, stopping (in-flight calls get {args.grace:g}s)", flush=True)
     health.shutdown()  # NOT_SERVING before the drain starts: probes and Watch clients see it
     await server.stop(grace=args.grace)

@@ -6,23 +6,6 @@ import asyncio
 import signal
 
 
-async def wait_for_shutdown_signal() -> signal.Signals:
-    loop = asyncio.get_running_loop()
-    received: asyncio.Future[signal.Signals] = loop.create_future()
-
-    def on_signal(sig: signal.Signals) -> None:
-        if not received.done():
-            received.set_result(sig)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        return await received
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
 def shutdown_signal() -> asyncio.Future[signal.Signals]:
     """The first SIGINT/SIGTERM from now on, as a future, with the handlers installed before this
     returns: a server that prints "listening" after calling it loses no signal sent right after the
