@@ -355,3 +355,28 @@ async def test_unary_call_object_gives_metadata_before_and_after(env: tuple[Serv
             assert (await call.code(), await call.details()) == (StatusCode.OK, "")
     finally:
         await server.stop(grace=0.5)
+
+
+async def test_a_call_answered_before_it_finished_sending_frees_its_stream() -> None:
+    """A server that answers a client-streaming call early and does not reset it: the call ends OK and the
+    client resets its half-open stream (NO_ERROR), so it does not count against the stream limit forever."""
+    from tests.transport.test_goaway import start_raw
+    from transport.wire import encode_message
+
+    def answer_early(conn: Any, stream_id: int) -> None:
+        conn.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+        conn.send_data(stream_id, encode_message(b"early"))
+        conn.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)
+
+    raw, _ = await start_raw(answer_early)
+    port = raw.sockets[0].getsockname()[1]
+    try:
+        async with Channel(f"127.0.0.1:{port}", options=FAST) as channel:
+            call = channel.stream_unary("/test.S/Early")(timeout=5)
+            await call.write(b"x")
+            assert await call == b"early"
+            conn = channel.subchannels[0].connection
+            assert conn is not None
+            await wait_until(lambda: conn.h2.open_outbound_streams == 0, 2, "the half-open stream to be freed")
+    finally:
+        raw.close()

@@ -174,10 +174,12 @@ class ClientConnection(H2Protocol):
         return stream
 
     def forget(self, stream: Stream) -> None:
-        """The call is done with ``stream``: free its slot (reset it first if it is still open)."""
-        if self.streams.pop(stream.stream_id, None) is not None:
-            if not stream.remote_ended and stream.error is None:
-                stream.reset(ErrorCodes.CANCEL)
+        """The call is done with ``stream``: free its slot (reset it first if either side is still open)."""
+        if self.streams.pop(stream.stream_id, None) is not None or not stream.local_ended:
+            if stream.error is None and not (stream.remote_ended and stream.local_ended):
+                # Still open on one side: the server answered before we finished sending (NO_ERROR),
+                # or the call ended before the server did (CANCEL). Either way h2 frees the stream.
+                stream.reset(ErrorCodes.NO_ERROR if stream.remote_ended else ErrorCodes.CANCEL)
             self._stream_closed()
 
     # --- events -----------------------------------------------------------
