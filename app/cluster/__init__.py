@@ -1,12 +1,13 @@
 """The model behind the picture: pods, the L4 balancer, the client, traffic. No UI here."""
 
-from app.cluster.cluster import POLICIES, Cluster, ClusterConfig
+from app.cluster.cluster import BALANCERS, POLICIES, Cluster, ClusterConfig
 from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
 from app.cluster.traffic import Traffic, TrafficStats
 from app.cluster.view import ClusterView, ConnectionView, PodView
 
 __all__ = [
+    "BALANCERS",
     "POLICIES",
     "Cluster",
     "ClusterConfig",

@@ -1,4 +1,4 @@
-"""The world the visualizer shows: four Greeter pods, an L4 balancer, one client.
+"""The world the visualizer shows: four Greeter pods, a balancer (the VIP), one client.
 
 Everything runs in-process on one event loop, on 127.0.0.1, and every figure
 comes from the real servers', proxy's and subchannels' counters.
@@ -16,10 +16,17 @@ from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
 from app.cluster.traffic import Traffic
 from app.cluster.view import ClusterView, ConnectionView, PodView
-from transport import Address, BackoffConfig, Channel, ChannelOptions, ConnectivityState
+from transport import Address, BackoffConfig, Channel, ChannelOptions, ConnectivityState, ServerOptions
 from transport.proxy import L4Proxy
+from transport.proxy.l7 import L7Proxy
 
-POLICIES = ("pick_first", "round_robin")
+#: The client-side policies the cluster can dial; pick_first goes through the VIP, the others
+#: resolve every pod (a headless service).
+POLICIES = ("pick_first", "round_robin", "least_request")
+#: What ``p`` toggles between (the scene's trap and its first fix).
+TOGGLE_POLICIES = ("pick_first", "round_robin")
+#: What the VIP is: an L4 proxy (balances connections) or an L7 proxy (balances calls, round_robin).
+BALANCERS = ("l4", "l7")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,22 @@ class ClusterConfig:
     balancer_strategy: str = "random"
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
     call_timeout: float = 10.0
+    #: "l4": the VIP is an L4Proxy; "l7": an L7Proxy balancing every call round_robin over the pods.
+    balancer: str = "l4"
+    #: gRFC A9 MAX_CONNECTION_AGE (and its grace) on every pod's server, seconds; None = off.
+    max_connection_age: float | None = None
+    max_connection_age_grace: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.balancer not in BALANCERS:
+            raise ValueError(f"unknown balancer {self.balancer!r}: the cluster has {', '.join(BALANCERS)}")
+        if self.max_connection_age is not None and not self.max_connection_age > 0:
+            raise ValueError(f"max_connection_age must be a positive number of seconds, not {self.max_connection_age}")
+
+    def server_options(self) -> ServerOptions:
+        return ServerOptions(
+            max_connection_age=self.max_connection_age, max_connection_age_grace=self.max_connection_age_grace
+        )
 
 
 class Cluster:
@@ -44,8 +67,14 @@ class Cluster:
     def __init__(self, config: ClusterConfig | None = None) -> None:
         self.config = config or ClusterConfig()
         c = self.config
-        self.pods = [Pod(i + 1, LoadModel(c.service_time, c.workers, c.load_window)) for i in range(c.pods)]
+        options = c.server_options()
+        self.pods = [
+            Pod(i + 1, LoadModel(c.service_time, c.workers, c.load_window), options=options) for i in range(c.pods)
+        ]
+        #: The VIP: an L4 proxy (``balancer="l4"``) or an L7 proxy (``balancer="l7"``); the other is None.
         self.proxy: L4Proxy | None = None
+        self.l7_proxy: L7Proxy | None = None
+        self._goaways_at_reset = 0
         self.policy = "pick_first"
         self._channel: Channel | None = None
         self._old_channels: set[asyncio.Task[None]] = set()
@@ -59,13 +88,16 @@ class Cluster:
     async def start(self, policy: str = "pick_first") -> None:
         for pod in self.pods:
             await pod.start()
-        self.proxy = L4Proxy(
-            [pod.address for pod in self.pods],
-            strategy=self.config.balancer_strategy,
-            seed=self.config.seed,
-        )
-        await self.proxy.start()
-        self.proxy.add_listener(self._changed)
+        addresses = [pod.address for pod in self.pods]
+        if self.config.balancer == "l7":
+            upstream = ChannelOptions(backoff=self.config.backoff, seed=self.config.seed)
+            self.l7_proxy = L7Proxy(addresses, "round_robin", channel_options=upstream)
+            await self.l7_proxy.start()
+            self.l7_proxy.add_listener(self._l7_event)
+        else:
+            self.proxy = L4Proxy(addresses, strategy=self.config.balancer_strategy, seed=self.config.seed)
+            await self.proxy.start()
+            self.proxy.add_listener(self._changed)
         self.policy = self._check(policy)
         self._channel = self.dial(policy)
 
@@ -78,6 +110,8 @@ class Cluster:
                 await task
         if self.proxy is not None:
             await self.proxy.stop()
+        if self.l7_proxy is not None:
+            await self.l7_proxy.stop(grace=1.0)
         for pod in self.pods:
             await pod.stop(grace=1.0)
 
@@ -101,7 +135,7 @@ class Cluster:
         if policy == "pick_first":
             # one VIP address -> the L4 LB picks the backend
             target = str(self.vip)
-        else:  # round_robin
+        else:  # round_robin, least_request
             # headless service returns every backend IP
             target = "ipv4:" + ",".join(str(pod.address) for pod in self.pods)
         # round_robin watches each pod's grpc.health.v1 status (pick_first does not, as in gRPC).
@@ -118,11 +152,17 @@ class Cluster:
         for listener in list(self._listeners):
             listener()
 
+    def _l7_event(self, event: str, _info: object) -> None:
+        if event in ("open", "close"):  # connections, not calls
+            self._changed()
+
     @property
     def vip(self) -> Address:
-        if self.proxy is None:
-            raise RuntimeError("the cluster is not started")
-        return self.proxy.address
+        if self.proxy is not None:
+            return self.proxy.address
+        if self.l7_proxy is not None:
+            return self.l7_proxy.address
+        raise RuntimeError("the cluster is not started")
 
     def set_policy(self, policy: str) -> None:
         """Switch policy: the old channel drains (its calls finish), a new one is dialled."""
@@ -155,6 +195,13 @@ class Cluster:
         self._changed()
         return True
 
+    def set_slow(self, index: int, factor: float) -> None:
+        """Make pod #index ``factor`` times slower (its service time × factor); 1 heals it."""
+        if not factor >= 1 or factor == float("inf"):
+            raise ValueError(f"the slow factor must be a finite number >= 1, not {factor}")
+        self.pod(index).load_model.slow_factor = factor
+        self._changed()
+
     def toggle_drain(self, index: int) -> bool:
         """Flip pod #index between SERVING and NOT_SERVING; returns whether it drains now."""
         pod = self.pod(index)
@@ -163,7 +210,9 @@ class Cluster:
         return pod.draining
 
     def toggle_policy(self) -> str:
-        self.set_policy(POLICIES[(POLICIES.index(self.policy) + 1) % len(POLICIES)])
+        """pick_first ⇄ round_robin (from least_request: back to pick_first)."""
+        toggle = TOGGLE_POLICIES
+        self.set_policy(toggle[(toggle.index(self.policy) + 1) % len(toggle)] if self.policy in toggle else toggle[0])
         return self.policy
 
     async def wait_ready(self, timeout: float = 5.0) -> None:
@@ -172,14 +221,18 @@ class Cluster:
         channel = self.channel
         channel.connect()
         want = 1 if self.policy == "pick_first" else len(self.pods)
+        l7 = self.l7_proxy
         async with asyncio.timeout(timeout):
             while sum(sc.state is ConnectivityState.READY for sc in channel.subchannels) < want:
+                await asyncio.sleep(0.005)
+            # the L7 proxy balances over the pods it has connected to: wait for all of them
+            while l7 is not None and l7.ready_backends() < len(self.pods):
                 await asyncio.sleep(0.005)
 
     @staticmethod
     def _check(policy: str) -> str:
         if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r}: the scene has {' and '.join(POLICIES)}")
+            raise ValueError(f"unknown policy {policy!r}: the scene has {', '.join(POLICIES)}")
         return policy
 
     # --- figures ----------------------------------------------------------------
@@ -190,6 +243,7 @@ class Cluster:
         for pod in self.pods:
             pod.reset()
         self._calls_at_switch = [0] * len(self.pods)
+        self._goaways_at_reset = sum(pod.goaways for pod in self.pods)
         if self._channel is not None:
             self._channel.stats.reset()
             for sc in self._channel.subchannels:
@@ -208,7 +262,8 @@ class Cluster:
     def view(self) -> ClusterView:
         channel = self.channel
         loop_time = asyncio.get_running_loop().time()
-        via_balancer = self.proxy is not None and channel.addresses == [self.proxy.address]
+        vip = self.proxy or self.l7_proxy
+        via_balancer = vip is not None and channel.addresses == [vip.address]
         proxied = self._proxied_pods()
         connections = []
         for sc in channel.subchannels:
@@ -229,6 +284,7 @@ class Cluster:
                 )
             )
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
+        stats = self.traffic.stats
         pods = tuple(
             PodView(
                 index=pod.index,
@@ -241,10 +297,13 @@ class Cluster:
                 pinned=pod.index in pinned,
                 draining=pod.draining,
                 calls_since_switch=pod.calls_ok - since,
+                p50_ms=_ms(stats.latency[pod.name].percentile(50)) if pod.name in stats.latency else 0.0,
+                p99_ms=_ms(stats.latency[pod.name].percentile(99)) if pod.name in stats.latency else 0.0,
+                goaways=pod.goaways,
+                slow_factor=pod.load_model.slow_factor,
             )
             for pod, since in zip(self.pods, self._calls_at_switch)
         )
-        stats = self.traffic.stats
         return ClusterView(
             policy=self.policy,
             target=channel.target,
@@ -255,6 +314,11 @@ class Cluster:
             steady_rate=self.traffic.rate if self.traffic.steady else None,
             connections=tuple(connections),
             pods=pods,
+            balancer=self.config.balancer,
+            client_connections_opened=sum(sc.stats.connects for sc in channel.subchannels),
+            goaways=sum(pod.goaways for pod in self.pods) - self._goaways_at_reset,
+            p50_ms=_ms(stats.latency_all.percentile(50)),
+            p99_ms=_ms(stats.latency_all.percentile(99)),
         )
 
     def _proxied_pods(self) -> dict[Address, int]:
@@ -267,3 +331,7 @@ class Cluster:
             if pod is not None:
                 result[info.client] = pod
         return result
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

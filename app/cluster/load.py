@@ -33,6 +33,8 @@ class LoadModel:
         self._next_token = 0
         self.queued = 0
         self.completed = 0
+        #: Multiplies the service time: a slow pod (1 = healthy).
+        self.slow_factor = 1.0
 
     @property
     def running(self) -> int:
@@ -49,7 +51,7 @@ class LoadModel:
         self._next_token += 1
         self._running[token] = self._clock()
         try:
-            await asyncio.sleep(self.service_time)
+            await asyncio.sleep(self.service_time * self.slow_factor)
         finally:
             start = self._running.pop(token)
             self._busy.append((start, self._clock()))

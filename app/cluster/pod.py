@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from app.cluster.load import LoadModel
 from app.greeter.service import SAY_HELLO, Greeter
-from transport import Address, Server
+from transport import Address, Server, ServerOptions
 from transport.health import HealthService, ServingStatus
 
 
 class Pod:
     """``pod #index``: a real gRPC server on 127.0.0.1."""
 
-    def __init__(self, index: int, load: LoadModel, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, index: int, load: LoadModel, host: str = "127.0.0.1", options: ServerOptions | None = None
+    ) -> None:
         self.index = index
         self.name = f"pod-{index}"
         self.host = host
         self.load_model = load
         self.health = HealthService()
-        self.server = Server(name=self.name)
+        self.server = Server(name=self.name, options=options)
         self.server.add_service(Greeter(work=self.load_model.work))
         self.server.add_service(self.health)
         self._address: Address | None = None
@@ -79,6 +81,11 @@ class Pod:
     @property
     def connections(self) -> int:
         return self.server.stats.connections_open
+
+    @property
+    def goaways(self) -> int:
+        """Connections this pod sent away for their age (MAX_CONNECTION_AGE, GOAWAY ``max_age``)."""
+        return self.server.stats.connections_aged
 
     def load(self) -> float:
         return self.load_model.load()

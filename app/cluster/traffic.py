@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.commands.histogram import LatencyHistogram
 from app.greeter.stub import GreeterStub, server_name
 from transport import Channel, RpcError, StatusCode
 
@@ -22,6 +23,10 @@ class TrafficStats:
     failed: dict[str, int] = field(default_factory=dict)
     #: Successful calls by the server that answered (its reported name).
     landed: dict[str, int] = field(default_factory=dict)
+    #: Client-side latency of successful calls by the server that answered, and of every call
+    #: (fixed-size histograms: memory does not grow with the number of calls).
+    latency: dict[str, LatencyHistogram] = field(default_factory=dict)
+    latency_all: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     @property
     def failed_total(self) -> int:
@@ -33,6 +38,8 @@ class TrafficStats:
         self.ok = 0
         self.failed = {}
         self.landed = {}
+        self.latency = {}
+        self.latency_all = LatencyHistogram()
 
 
 class Traffic:
@@ -65,6 +72,8 @@ class Traffic:
 
     async def _call(self, channel: Channel) -> None:
         stats = self.stats
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             result = await GreeterStub(channel).say_hello(self.name, timeout=self.timeout)
         except RpcError as exc:
@@ -76,7 +85,12 @@ class Traffic:
             stats.ok += 1
             landed = server_name(result) or str(result.address)
             stats.landed[landed] = stats.landed.get(landed, 0) + 1
+            histogram = stats.latency.get(landed)
+            if histogram is None:
+                histogram = stats.latency[landed] = LatencyHistogram()
+            histogram.record(loop.time() - started)
         finally:
+            stats.latency_all.record(loop.time() - started)
             stats.in_flight -= 1
             if not stats.in_flight:
                 self._idle.set()

@@ -23,6 +23,13 @@ class PodView:
     draining: bool = False
     #: Calls answered OK since the client last switched policy (or since a reset).
     calls_since_switch: int = 0
+    #: Client-side latency of this pod's OK calls (median, 99th percentile), in ms.
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    #: Connections this pod sent away for their age (MAX_CONNECTION_AGE).
+    goaways: int = 0
+    #: Service time multiplier (1 = healthy; see ``Cluster.set_slow``).
+    slow_factor: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,15 @@ class ClusterView:
     steady_rate: float | None
     connections: tuple[ConnectionView, ...]
     pods: tuple[PodView, ...]
+    #: What the VIP is: "l4" (connection balancing) or "l7" (per-call balancing).
+    balancer: str = "l4"
+    #: Connections the client's subchannels established (reconnects after a GOAWAY included).
+    client_connections_opened: int = 0
+    #: GOAWAYs the pods sent for connection age, summed.
+    goaways: int = 0
+    #: Client-wide latency of every call (median, 99th percentile), in ms.
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
 
     @property
     def ready_connections(self) -> int:

@@ -1,32 +1,85 @@
-"""``rpcviz demo``: the scene without a UI. Four pods, an L4 balancer, N greets, the skew."""
+"""``rpcviz demo``: the scene without a UI. Four pods, a balancer, N greets, where they landed."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from app.cluster import POLICIES, Cluster, ClusterConfig, ClusterView
-from app.commands.args import at_least
+from app.cluster import BALANCERS, POLICIES, Cluster, ClusterConfig, ClusterView
+from app.commands.args import at_least, positive_seconds
 from app.commands.errors import CliError
 from app.commands.report import bar
 from transport import StatusCode
 
 #: Greets in flight at once: enough to load the pods, few enough to stay readable.
 CONCURRENCY = 8
+#: A slow pod's default service-time multiplier.
+SLOW_FACTOR = 10.0
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of calls per second") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of calls per second, got {text}")
+    return value
+
+
+def _factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 1):
+        raise argparse.ArgumentTypeError(f"must be a number >= 1 (1 = healthy), got {text}")
+    return value
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
         help="run the four-pod cluster headless and print where N greets landed",
-        description='Start four Greeter pods behind an L4 balancer in-process, fire N greet("Ada") calls '
-        "and print each pod's connections, calls, share and load.",
+        description='Start four Greeter pods behind a balancer (the VIP) in-process, fire N greet("Ada") calls '
+        "and print each pod's connections, calls, share, load and client-side latency.",
     )
-    p.add_argument("--policy", choices=POLICIES, default="pick_first", help="client-side policy (default pick_first)")
+    p.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default="pick_first",
+        help="client-side policy (default pick_first, through the VIP; the others dial every pod)",
+    )
+    p.add_argument(
+        "--balancer",
+        choices=BALANCERS,
+        default="l4",
+        help="what the VIP is: l4 (balances connections, default) or l7 (balances every call round_robin)",
+    )
+    p.add_argument(
+        "--max-connection-age",
+        type=positive_seconds,
+        metavar="S",
+        help="gRFC A9 MAX_CONNECTION_AGE on every pod: connections are sent away (GOAWAY) after ~S seconds",
+    )
+    p.add_argument("--slow-pod", type=int, metavar="N", help="make pod #N slow (its service time x --slow-factor)")
+    p.add_argument(
+        "--slow-factor",
+        type=_factor,
+        metavar="F",
+        help=f"with --slow-pod: how many times slower (default {SLOW_FACTOR:g})",
+    )
     p.add_argument("-n", type=at_least(1), default=100, dest="calls", help="number of greets (default 100)")
+    p.add_argument(
+        "--rate",
+        type=_rate,
+        metavar="R",
+        help="fire R calls per second (steady, not one burst) until -n calls have been fired",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed the L4 balancer's pod choice")
     p.add_argument(
         "--kill-pod",
@@ -40,7 +93,12 @@ def add_parser(sub: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    cluster = Cluster(ClusterConfig(seed=args.seed))
+    config = ClusterConfig(seed=args.seed, balancer=args.balancer, max_connection_age=args.max_connection_age)
+    cluster = Cluster(config)
+    if args.slow_pod is not None and not 1 <= args.slow_pod <= len(cluster.pods):
+        raise CliError(f"--slow-pod must name a pod from 1 to {len(cluster.pods)}", 2)
+    if args.slow_factor is not None and args.slow_pod is None:
+        raise CliError("--slow-factor needs --slow-pod", 2)
     if args.kill_pod is not None and not 1 <= args.kill_pod <= len(cluster.pods):
         raise CliError(f"--kill-pod must name a pod from 1 to {len(cluster.pods)}", 2)
     if args.after is not None and (args.kill_pod is None or not 0 <= args.after <= args.calls):
@@ -49,7 +107,12 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await cluster.start(args.policy)
         await cluster.wait_ready()
-        kill = await fire(cluster, args.calls, kill_after, args.kill_pod)
+        if args.slow_pod is not None:
+            cluster.set_slow(args.slow_pod, SLOW_FACTOR if args.slow_factor is None else args.slow_factor)
+        if args.rate is None:
+            kill = await fire(cluster, args.calls, kill_after, args.kill_pod)
+        else:
+            kill = await fire_steady(cluster, args.calls, args.rate, kill_after, args.kill_pod)
         view = cluster.view()
     except OSError as exc:
         raise CliError(f"cannot start the cluster on 127.0.0.1: {exc.strerror or exc}") from None
@@ -75,8 +138,14 @@ class Kill:
     failed_before: dict[str, int]
 
 
-async def fire(cluster: Cluster, n: int, kill_after: int | None = None, kill_pod: int | None = None) -> Kill | None:
-    """Fire ``n`` greets, at most CONCURRENCY in flight, and wait for all of them;
+async def fire(
+    cluster: Cluster,
+    n: int,
+    kill_after: int | None = None,
+    kill_pod: int | None = None,
+    concurrency: int = CONCURRENCY,
+) -> Kill | None:
+    """Fire ``n`` greets, at most ``concurrency`` in flight, and wait for all of them;
     kill pod #kill_pod once ``kill_after`` of them have ended (calls then in flight
     on it fail UNAVAILABLE, and are counted so)."""
     remaining = n
@@ -100,7 +169,30 @@ async def fire(cluster: Cluster, n: int, kill_after: int | None = None, kill_pod
     if kill_after == 0 and kill_pod is not None:
         kill_after = None
         await kill_now(kill_pod)
-    await asyncio.gather(*(worker() for _ in range(min(CONCURRENCY, n))))
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, n))))
+    return kill
+
+
+async def fire_steady(
+    cluster: Cluster, n: int, rate: float, kill_after: int | None = None, kill_pod: int | None = None
+) -> Kill | None:
+    """Fire ``n`` greets at ``rate`` per second (however many are in flight), then wait for all of
+    them; kill pod #kill_pod once ``kill_after`` of them have ended."""
+    traffic = cluster.traffic
+    stats = traffic.stats
+    loop = asyncio.get_running_loop()
+    kill: Kill | None = None
+    calls: list[asyncio.Task[None]] = []
+    started = loop.time()
+    while len(calls) < n:
+        if kill_after is not None and kill_pod is not None and stats.ok + stats.failed_total >= kill_after:
+            kill_after = None
+            kill = Kill(kill_pod, stats.ok + stats.failed_total, stats.in_flight, dict(stats.failed))
+            await cluster.toggle_pod(kill_pod)
+        due = min(n, math.floor((loop.time() - started) * rate) + 1)
+        calls.extend(traffic.greet() for _ in range(due - len(calls)))
+        await asyncio.sleep(max(0.0, started + len(calls) / rate - loop.time()))
+    await asyncio.gather(*calls)
     return kill
 
 
@@ -141,11 +233,16 @@ def summarize(view: ClusterView, kill: Kill | None = None) -> dict[str, Any]:
     total_ok = sum(p.calls for p in view.pods)
     return {
         "policy": view.policy,
+        "balancer": view.balancer,
         "target": view.target,
         "calls": view.fired,
         "ok": view.ok,
         "failed": dict(sorted(view.failed.items())),
+        "p50_ms": view.p50_ms,
+        "p99_ms": view.p99_ms,
         "client_connections": view.ready_connections,
+        "client_connections_opened": view.client_connections_opened,
+        "goaways": view.goaways,
         "pinned_pod": view.pinned_pod,
         "pods": [
             {
@@ -154,6 +251,10 @@ def summarize(view: ClusterView, kill: Kill | None = None) -> dict[str, Any]:
                 "calls": p.calls,
                 "share": round(p.calls / total_ok, 4) if total_ok else 0.0,
                 "load": round(p.load, 4),
+                "p50_ms": p.p50_ms,
+                "p99_ms": p.p99_ms,
+                "goaways": p.goaways,
+                "slow_factor": p.slow_factor,
                 "serving": p.serving,
             }
             for p in view.pods
@@ -163,12 +264,14 @@ def summarize(view: ClusterView, kill: Kill | None = None) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any], view: ClusterView) -> None:
-    how = {
-        "pick_first": f"one HTTP/2 connection to the VIP {view.target}, through the L4 balancer",
-        "round_robin": f"{report['client_connections']} HTTP/2 connections, one per live pod ({view.target})",
-    }[report["policy"]]
+    if report["policy"] != "pick_first":
+        how = f"{report['client_connections']} HTTP/2 connections, one per live pod ({view.target})"
+    elif report["balancer"] == "l7":
+        how = f"one HTTP/2 connection to the VIP {view.target}, an L7 proxy balancing every call"
+    else:
+        how = f"one HTTP/2 connection to the VIP {view.target}, through the L4 balancer"
     print(f'{report["calls"]} greet("Ada") calls with {report["policy"]}: {how}')
-    print(f"  {'pod':<7} {'conns':>5} {'calls':>6}  {'share':<27} {'load':>5}")
+    print(f"  {'pod':<7} {'conns':>5} {'calls':>6}  {'share':<27} {'load':>5} {'p50 ms':>7} {'p99 ms':>7}")
     for pod in report["pods"]:
         share = pod["share"]
         pinned = "  PINNED" if report["pinned_pod"] == int(pod["name"].split("#")[1]) else ""
@@ -176,10 +279,15 @@ def print_report(report: dict[str, Any], view: ClusterView) -> None:
             pinned = "  DOWN"
         print(
             f"  {pod['name']:<7} {pod['connections']:>5} {pod['calls']:>6}  {bar(share)} {100 * share:5.1f}%"
-            f" {100 * pod['load']:4.0f}%{pinned}"
+            f" {100 * pod['load']:4.0f}% {pod['p50_ms']:7.1f} {pod['p99_ms']:7.1f}{pinned}"
+            + (f"  SLOW x{pod['slow_factor']:g}" if pod["slow_factor"] != 1 else "")
         )
     failures = ", ".join(f"{code} {n}" for code, n in report["failed"].items()) or "none"
     print(f"ok {report['ok']} of {report['calls']}, failed: {failures}")
+    print(
+        f"client: {report['client_connections_opened']} connection(s) opened, {report['goaways']} GOAWAY(s) for"
+        f" connection age, latency p50 {report['p50_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms"
+    )
     kill = report["kill"]
     if kill is not None:
         print(kill_line(kill))

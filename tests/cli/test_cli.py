@@ -257,6 +257,33 @@ def test_demo_round_robin_spreads_evenly() -> None:
     assert all(p["share"] == pytest.approx(p["calls"] / 40) for p in report["pods"])
 
 
+def test_demo_l7_balancer_spreads_one_client_connection() -> None:
+    """demo --balancer l7 -n 400: one client connection opened, each pod 100 ± 1, with the new fields."""
+    report = _demo("--balancer", "l7", "-n", "400", "--seed", "1")
+    assert (report["balancer"], report["ok"], report["failed"]) == ("l7", 400, {})
+    assert report["client_connections_opened"] == 1
+    assert report["goaways"] == 0
+    assert all(99 <= p["calls"] <= 101 for p in report["pods"]), report["pods"]
+    for pod in report["pods"]:
+        assert 0 < pod["p50_ms"] <= pod["p99_ms"]
+    assert 0 < report["p50_ms"] <= report["p99_ms"]
+
+
+def test_demo_steady_rate_with_max_connection_age_rotates() -> None:
+    """demo --rate 200 -n 400 --max-connection-age 0.5: GOAWAYs for age, reconnects, no failed call."""
+    report = _demo("--rate", "200", "-n", "400", "--max-connection-age", "0.5", "--seed", "1")
+    assert (report["calls"], report["ok"], report["failed"]) == (400, 400, {})
+    assert report["goaways"] >= 2, report
+    assert report["client_connections_opened"] >= 3, report
+
+
+def test_demo_slow_pod_is_reported() -> None:
+    """demo --slow-pod 2: pod 2 carries slow_factor 10 (the default) and its median is its service time."""
+    report = _demo("--policy", "round_robin", "--slow-pod", "2", "-n", "40")
+    assert [p["slow_factor"] for p in report["pods"]] == [1.0, 10.0, 1.0, 1.0]
+    assert report["pods"][1]["p50_ms"] >= 200.0  # 20 ms x 10
+
+
 # --- bad input: one line on stderr, non-zero exit ---------------------------------------------
 
 
@@ -268,6 +295,14 @@ def test_demo_round_robin_spreads_evenly() -> None:
         pytest.param(["call", "bad target!", "-n", "1"], id="unparsable-target"),
         pytest.param(["call", "127.0.0.1:1", "-n", "0"], id="call-n-0"),
         pytest.param(["demo", "-n", "0"], id="demo-n-0"),
+        pytest.param(["demo", "--balancer", "l5"], id="demo-unknown-balancer"),
+        pytest.param(["demo", "--max-connection-age", "0"], id="demo-age-0"),
+        pytest.param(["demo", "--max-connection-age", "soon"], id="demo-age-not-a-number"),
+        pytest.param(["demo", "--slow-pod", "9"], id="demo-slow-pod-out-of-range"),
+        pytest.param(["demo", "--slow-pod", "2", "--slow-factor", "0.5"], id="demo-slow-factor-below-1"),
+        pytest.param(["demo", "--slow-factor", "3"], id="demo-slow-factor-without-pod"),
+        pytest.param(["demo", "--rate", "0"], id="demo-rate-0"),
+        pytest.param(["demo", "--rate", "inf"], id="demo-rate-inf"),
         pytest.param(["proxy", "--backend", "nonsense"], id="proxy-bad-backend"),
         pytest.param(["proxy", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:99999"], id="proxy-backend-port"),
         pytest.param(["serve", "--port", "70000"], id="serve-port-out-of-range"),

@@ -342,7 +342,7 @@ async def test_wait_for_ready_call_waits_out_a_pod_restart() -> None:
 async def test_unknown_policy_is_refused(cluster: Cluster) -> None:
     """set_policy with a name outside the scene raises ValueError and changes nothing."""
     with pytest.raises(ValueError, match="unknown policy"):
-        cluster.set_policy("least_request")
+        cluster.set_policy("weighted_round_robin")
     assert cluster.policy == "pick_first"
 
 
