@@ -1,6 +1,6 @@
 """The model behind the picture: pods, the L4 balancer, the client, traffic. No UI here."""
 
-from app.cluster.cluster import BALANCERS, POLICIES, Cluster, ClusterConfig
+from app.cluster.cluster import BALANCERS, MAX_PODS, POLICIES, Cluster, ClusterConfig
 from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
 from app.cluster.traffic import Traffic, TrafficStats
@@ -8,6 +8,7 @@ from app.cluster.view import ClusterView, ConnectionView, PodView
 
 __all__ = [
     "BALANCERS",
+    "MAX_PODS",
     "POLICIES",
     "Cluster",
     "ClusterConfig",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Self
@@ -17,6 +19,8 @@ from app.cluster.pod import Pod
 from app.cluster.traffic import Traffic
 from app.cluster.view import ClusterView, ConnectionView, PodView
 from transport import Address, BackoffConfig, Channel, ChannelOptions, ConnectivityState, ServerOptions
+from transport.client.channel import MIN_RERESOLUTION_INTERVAL
+from transport.client.endpoints import Endpoints
 from transport.proxy import L4Proxy
 from transport.proxy.l7 import L7Proxy
 
@@ -27,6 +31,11 @@ POLICIES = ("pick_first", "round_robin", "least_request")
 TOGGLE_POLICIES = ("pick_first", "round_robin")
 #: What the VIP is: an L4 proxy (balances connections) or an L7 proxy (balances calls, round_robin).
 BALANCERS = ("l4", "l7")
+#: The most pods the cluster scales to (the scene's keys 1-8).
+MAX_PODS = 8
+
+#: Numbers each cluster's endpoints name, so clusters in one process never share a name.
+_CLUSTER_IDS = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +57,15 @@ class ClusterConfig:
     #: gRFC A9 MAX_CONNECTION_AGE (and its grace) on every pod's server, seconds; None = off.
     max_connection_age: float | None = None
     max_connection_age_grace: float | None = None
+    #: How often at most the client (and the L7 proxy's upstream) re-resolve the pods' endpoints,
+    #: seconds: gRPC's 30 s by default, so a new pod joins round_robin late, as in production.
+    min_reresolution_interval: float = MIN_RERESOLUTION_INTERVAL
 
     def __post_init__(self) -> None:
+        if not 1 <= self.pods <= MAX_PODS:
+            raise ValueError(f"the cluster runs 1 to {MAX_PODS} pods, not {self.pods}")
+        if not self.min_reresolution_interval >= 0:
+            raise ValueError(f"min_reresolution_interval must be >= 0 seconds, not {self.min_reresolution_interval}")
         if self.balancer not in BALANCERS:
             raise ValueError(f"unknown balancer {self.balancer!r}: the cluster has {', '.join(BALANCERS)}")
         if self.max_connection_age is not None and not self.max_connection_age > 0:
@@ -82,6 +98,10 @@ class Cluster:
         self._listeners: list[Callable[[], None]] = []
         #: Each pod's OK count when the policy last changed (or counters were reset).
         self._calls_at_switch = [0] * len(self.pods)
+        #: The pods as a headless service: what ``endpoints:///NAME`` resolves to (registered by
+        #: :meth:`start`); the client and the L7 proxy see a change only when they re-resolve.
+        self.endpoints_name = f"cluster-{os.getpid()}-{next(_CLUSTER_IDS)}"
+        self.endpoints: Endpoints | None = None
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -89,9 +109,15 @@ class Cluster:
         for pod in self.pods:
             await pod.start()
         addresses = [pod.address for pod in self.pods]
+        if self.endpoints is None:
+            self.endpoints = Endpoints.register(self.endpoints_name, addresses)
         if self.config.balancer == "l7":
-            upstream = ChannelOptions(backoff=self.config.backoff, seed=self.config.seed)
-            self.l7_proxy = L7Proxy(addresses, "round_robin", channel_options=upstream)
+            upstream = ChannelOptions(
+                backoff=self.config.backoff,
+                seed=self.config.seed,
+                min_reresolution_interval=self.config.min_reresolution_interval,
+            )
+            self.l7_proxy = L7Proxy(self.endpoints.target, "round_robin", channel_options=upstream)
             await self.l7_proxy.start()
             self.l7_proxy.add_listener(self._l7_event)
         else:
@@ -114,6 +140,9 @@ class Cluster:
             await self.l7_proxy.stop(grace=1.0)
         for pod in self.pods:
             await pod.stop(grace=1.0)
+        if self.endpoints is not None:
+            self.endpoints.unregister()
+            self.endpoints = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -136,10 +165,17 @@ class Cluster:
             # one VIP address -> the L4 LB picks the backend
             target = str(self.vip)
         else:  # round_robin, least_request
-            # headless service returns every backend IP
-            target = "ipv4:" + ",".join(str(pod.address) for pod in self.pods)
+            # headless service returns every backend IP (read again only on re-resolution)
+            if self.endpoints is None:
+                raise RuntimeError("the cluster is not started")
+            target = self.endpoints.target
         # round_robin watches each pod's grpc.health.v1 status (pick_first does not, as in gRPC).
-        options = ChannelOptions(backoff=self.config.backoff, seed=self.config.seed, health_check_service="")
+        options = ChannelOptions(
+            backoff=self.config.backoff,
+            seed=self.config.seed,
+            health_check_service="",
+            min_reresolution_interval=self.config.min_reresolution_interval,
+        )
         channel = Channel.dial(target, policy, options=options)
         channel.add_listener(self._changed)
         return channel
@@ -182,6 +218,44 @@ class Cluster:
         if not 1 <= index <= len(self.pods):
             raise ValueError(f"there is no pod #{index}: pods are #1-#{len(self.pods)}")
         return self.pods[index - 1]
+
+    async def add_pod(self) -> Pod:
+        """Start pod #N+1 (up to :data:`MAX_PODS`) on its own port, as a Deployment scaling up.
+
+        The L4 VIP balances new connections over it at once (existing ones stay pinned); the
+        client's round_robin / least_request and the L7 proxy see it when they next re-resolve."""
+        if len(self.pods) >= MAX_PODS:
+            raise ValueError(f"the cluster already runs {MAX_PODS} pods, the most it scales to")
+        if self.endpoints is None:
+            raise RuntimeError("the cluster is not started")
+        c = self.config
+        pod = Pod(len(self.pods) + 1, LoadModel(c.service_time, c.workers, c.load_window), options=c.server_options())
+        await pod.start()
+        self.pods.append(pod)
+        self._calls_at_switch.append(0)
+        self.endpoints.add(pod.address)
+        self._set_l4_backends()
+        self._changed()
+        return pod
+
+    async def remove_pod(self, grace: float = 1.0) -> Pod:
+        """Stop the last pod, as a Deployment scaling down: it leaves the endpoints and the L4
+        VIP's list first, then drains (GOAWAY; calls running get ``grace`` seconds)."""
+        if len(self.pods) <= 1:
+            raise ValueError("the cluster keeps at least one pod")
+        pod = self.pods.pop()
+        self._calls_at_switch.pop()
+        if self.endpoints is not None and pod.address_or_none is not None:
+            self.endpoints.remove(pod.address_or_none)
+        self._set_l4_backends()
+        self._changed()
+        await pod.stop(grace=grace)
+        self._changed()
+        return pod
+
+    def _set_l4_backends(self) -> None:
+        if self.proxy is not None:
+            self.proxy.set_backends([pod.address for pod in self.pods])
 
     async def toggle_pod(self, index: int) -> bool:
         """Kill pod #index if it runs (its in-flight calls fail UNAVAILABLE), else
@@ -317,6 +391,7 @@ class Cluster:
             balancer=self.config.balancer,
             client_connections_opened=sum(sc.stats.connects for sc in channel.subchannels),
             goaways=sum(pod.goaways for pod in self.pods) - self._goaways_at_reset,
+            resolutions=channel.stats.resolutions,
             p50_ms=_ms(stats.latency_all.percentile(50)),
             p99_ms=_ms(stats.latency_all.percentile(99)),
         )

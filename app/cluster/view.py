@@ -69,6 +69,8 @@ class ClusterView:
     client_connections_opened: int = 0
     #: GOAWAYs the pods sent for connection age, summed.
     goaways: int = 0
+    #: Times the client's channel resolved its target (the first time included).
+    resolutions: int = 0
     #: Client-wide latency of every call (median, 99th percentile), in ms.
     p50_ms: float = 0.0
     p99_ms: float = 0.0

@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from app.cluster import BALANCERS, POLICIES, Cluster, ClusterConfig, ClusterView
-from app.commands.args import at_least, positive_seconds
+from app.cluster import BALANCERS, MAX_PODS, POLICIES, Cluster, ClusterConfig, ClusterView
+from app.commands.args import at_least, non_negative_seconds, positive_seconds
 from app.commands.errors import CliError
 from app.commands.report import bar
 from transport import StatusCode
@@ -89,12 +89,34 @@ def add_parser(sub: Any) -> None:
         "which is expected and still exits 0",
     )
     p.add_argument("--after", type=int, metavar="K", help="with --kill-pod: after K calls have ended (default n/2)")
+    p.add_argument(
+        "--scale-to",
+        type=int,
+        metavar="M",
+        help=f"scale up to M pods (5-{MAX_PODS}) part-way through (see --scale-after): the L4 VIP uses them for "
+        "new connections at once, round_robin / least_request and the L7 proxy only after they re-resolve",
+    )
+    p.add_argument(
+        "--scale-after", type=int, metavar="K", help="with --scale-to: after K calls have ended (default n/2)"
+    )
+    p.add_argument(
+        "--min-reresolution-interval",
+        type=non_negative_seconds,
+        metavar="S",
+        help="re-resolve the pods' endpoints at most every S seconds (default gRPC's 30)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
 async def run(args: argparse.Namespace) -> int:
     config = ClusterConfig(seed=args.seed, balancer=args.balancer, max_connection_age=args.max_connection_age)
+    if args.min_reresolution_interval is not None:
+        config = replace(config, min_reresolution_interval=args.min_reresolution_interval)
     cluster = Cluster(config)
+    if args.scale_to is not None and not len(cluster.pods) < args.scale_to <= MAX_PODS:
+        raise CliError(f"--scale-to must be a number of pods from {len(cluster.pods) + 1} to {MAX_PODS}", 2)
+    if args.scale_after is not None and (args.scale_to is None or not 0 <= args.scale_after <= args.calls):
+        raise CliError("--scale-after needs --scale-to and must be between 0 and -n", 2)
     if args.slow_pod is not None and not 1 <= args.slow_pod <= len(cluster.pods):
         raise CliError(f"--slow-pod must name a pod from 1 to {len(cluster.pods)}", 2)
     if args.slow_factor is not None and args.slow_pod is None:
@@ -104,15 +126,18 @@ async def run(args: argparse.Namespace) -> int:
     if args.after is not None and (args.kill_pod is None or not 0 <= args.after <= args.calls):
         raise CliError("--after needs --kill-pod and must be between 0 and -n", 2)
     kill_after = None if args.kill_pod is None else (args.calls // 2 if args.after is None else args.after)
+    scale = None
+    if args.scale_to is not None:
+        scale = Scale(args.calls // 2 if args.scale_after is None else args.scale_after, args.scale_to)
     try:
         await cluster.start(args.policy)
         await cluster.wait_ready()
         if args.slow_pod is not None:
             cluster.set_slow(args.slow_pod, SLOW_FACTOR if args.slow_factor is None else args.slow_factor)
         if args.rate is None:
-            kill = await fire(cluster, args.calls, kill_after, args.kill_pod)
+            kill = await fire(cluster, args.calls, kill_after, args.kill_pod, scale=scale)
         else:
-            kill = await fire_steady(cluster, args.calls, args.rate, kill_after, args.kill_pod)
+            kill = await fire_steady(cluster, args.calls, args.rate, kill_after, args.kill_pod, scale=scale)
         view = cluster.view()
     except OSError as exc:
         raise CliError(f"cannot start the cluster on 127.0.0.1: {exc.strerror or exc}") from None
@@ -126,6 +151,23 @@ async def run(args: argparse.Namespace) -> int:
     else:
         print_report(report, view)
     return 0 if succeeded(report) else 1
+
+
+@dataclass(slots=True)
+class Scale:
+    """``--scale-to``: add pods up to ``to`` once ``after`` calls have ended (once)."""
+
+    after: int
+    to: int
+    done: bool = False
+
+    async def maybe(self, cluster: Cluster) -> None:
+        stats = cluster.traffic.stats
+        if self.done or stats.ok + stats.failed_total < self.after:
+            return
+        self.done = True
+        while len(cluster.pods) < self.to:
+            await cluster.add_pod()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +186,12 @@ async def fire(
     kill_after: int | None = None,
     kill_pod: int | None = None,
     concurrency: int = CONCURRENCY,
+    *,
+    scale: Scale | None = None,
 ) -> Kill | None:
     """Fire ``n`` greets, at most ``concurrency`` in flight, and wait for all of them;
     kill pod #kill_pod once ``kill_after`` of them have ended (calls then in flight
-    on it fail UNAVAILABLE, and are counted so)."""
+    on it fail UNAVAILABLE, and are counted so); scale as ``scale`` says."""
     remaining = n
     stats = cluster.traffic.stats
     kill: Kill | None = None
@@ -162,10 +206,14 @@ async def fire(
         while remaining > 0:
             remaining -= 1
             await cluster.traffic.greet()
+            if scale is not None:
+                await scale.maybe(cluster)
             if kill_after is not None and kill_pod is not None and stats.ok + stats.failed_total >= kill_after:
                 kill_after = None
                 await kill_now(kill_pod)
 
+    if scale is not None:
+        await scale.maybe(cluster)
     if kill_after == 0 and kill_pod is not None:
         kill_after = None
         await kill_now(kill_pod)
@@ -174,10 +222,16 @@ async def fire(
 
 
 async def fire_steady(
-    cluster: Cluster, n: int, rate: float, kill_after: int | None = None, kill_pod: int | None = None
+    cluster: Cluster,
+    n: int,
+    rate: float,
+    kill_after: int | None = None,
+    kill_pod: int | None = None,
+    *,
+    scale: Scale | None = None,
 ) -> Kill | None:
     """Fire ``n`` greets at ``rate`` per second (however many are in flight), then wait for all of
-    them; kill pod #kill_pod once ``kill_after`` of them have ended."""
+    them; kill pod #kill_pod once ``kill_after`` of them have ended, and scale as ``scale`` says."""
     traffic = cluster.traffic
     stats = traffic.stats
     loop = asyncio.get_running_loop()
@@ -185,6 +239,8 @@ async def fire_steady(
     calls: list[asyncio.Task[None]] = []
     started = loop.time()
     while len(calls) < n:
+        if scale is not None:
+            await scale.maybe(cluster)
         if kill_after is not None and kill_pod is not None and stats.ok + stats.failed_total >= kill_after:
             kill_after = None
             kill = Kill(kill_pod, stats.ok + stats.failed_total, stats.in_flight, dict(stats.failed))
@@ -243,6 +299,7 @@ def summarize(view: ClusterView, kill: Kill | None = None) -> dict[str, Any]:
         "client_connections": view.ready_connections,
         "client_connections_opened": view.client_connections_opened,
         "goaways": view.goaways,
+        "resolutions": view.resolutions,
         "pinned_pod": view.pinned_pod,
         "pods": [
             {
@@ -286,7 +343,8 @@ def print_report(report: dict[str, Any], view: ClusterView) -> None:
     print(f"ok {report['ok']} of {report['calls']}, failed: {failures}")
     print(
         f"client: {report['client_connections_opened']} connection(s) opened, {report['goaways']} GOAWAY(s) for"
-        f" connection age, latency p50 {report['p50_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms"
+        f" connection age, {report['resolutions']} resolution(s), latency p50 {report['p50_ms']:.1f} ms,"
+        f" p99 {report['p99_ms']:.1f} ms"
     )
     kill = report["kill"]
     if kill is not None:

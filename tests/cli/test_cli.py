@@ -226,12 +226,12 @@ def test_proxy_on_port_0_pins_pick_first_to_one_backend(daemons: list[Daemon]) -
 # --- demo ----------------------------------------------------------------------------------
 
 
-def _demo(*args: str) -> dict[str, Any]:
+def _demo(*args: str, pods: int = 4) -> dict[str, Any]:
     result = rpcviz("demo", *args, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert {"policy", "calls", "ok", "failed", "pods"} <= report.keys()
-    assert len(report["pods"]) == 4
+    assert len(report["pods"]) == pods
     for pod in report["pods"]:
         assert {"name", "connections", "calls", "share", "load"} <= pod.keys()
     assert isinstance(report, dict)
@@ -284,6 +284,29 @@ def test_demo_slow_pod_is_reported() -> None:
     assert report["pods"][1]["p50_ms"] >= 200.0  # 20 ms x 10
 
 
+def test_demo_scale_to_6_after_200_pick_first_gives_new_pods_nothing() -> None:
+    """demo --scale-to 6 --scale-after 200 (pick_first through the L4 VIP): six pods reported, the new
+    pods 5 and 6 get 0 calls and no connection (the client's one connection stays pinned); one resolution."""
+    report = _demo("--scale-to", "6", "--scale-after", "200", "-n", "600", "--rate", "200", "--seed", "1", pods=6)
+    assert (report["calls"], report["ok"], report["failed"]) == (600, 600, {})
+    assert [p["name"] for p in report["pods"]] == [f"pod #{i}" for i in range(1, 7)]
+    assert [(p["calls"], p["connections"]) for p in report["pods"][4:]] == [(0, 0), (0, 0)], report["pods"]
+    assert report["resolutions"] == 1
+    assert report["client_connections_opened"] == 1
+
+
+def test_demo_scale_to_6_round_robin_with_max_age_uses_new_pods() -> None:
+    """demo --policy round_robin --max-connection-age 1 --min-reresolution-interval 0.5 --scale-to 6: GOAWAYs
+    make the channel re-resolve, so pods 5 and 6 get calls and connections; nothing fails."""
+    report = _demo(
+        "--policy", "round_robin", "--max-connection-age", "1", "--min-reresolution-interval", "0.5",
+        "--scale-to", "6", "--scale-after", "200", "-n", "600", "--rate", "200", "--seed", "1", pods=6,
+    )  # fmt: skip
+    assert (report["ok"], report["failed"]) == (600, {})
+    assert all(p["calls"] > 0 for p in report["pods"][4:]), report["pods"]
+    assert report["resolutions"] >= 2, report
+
+
 # --- bad input: one line on stderr, non-zero exit ---------------------------------------------
 
 
@@ -303,6 +326,11 @@ def test_demo_slow_pod_is_reported() -> None:
         pytest.param(["demo", "--slow-factor", "3"], id="demo-slow-factor-without-pod"),
         pytest.param(["demo", "--rate", "0"], id="demo-rate-0"),
         pytest.param(["demo", "--rate", "inf"], id="demo-rate-inf"),
+        pytest.param(["demo", "--scale-to", "9"], id="demo-scale-to-over-8"),
+        pytest.param(["demo", "--scale-to", "4"], id="demo-scale-to-not-up"),
+        pytest.param(["demo", "--scale-after", "10"], id="demo-scale-after-without-scale-to"),
+        pytest.param(["demo", "--scale-to", "6", "--scale-after", "101"], id="demo-scale-after-over-n"),
+        pytest.param(["demo", "--min-reresolution-interval", "-1"], id="demo-reresolution-negative"),
         pytest.param(["proxy", "--backend", "nonsense"], id="proxy-bad-backend"),
         pytest.param(["proxy", "--listen", "127.0.0.1:0", "--backend", "127.0.0.1:99999"], id="proxy-backend-port"),
         pytest.param(["serve", "--port", "70000"], id="serve-port-out-of-range"),
