@@ -380,3 +380,33 @@ async def test_a_call_answered_before_it_finished_sending_frees_its_stream() -> 
             await wait_until(lambda: conn.h2.open_outbound_streams == 0, 2, "the half-open stream to be freed")
     finally:
         raw.close()
+
+
+async def test_a_refused_streaming_call_is_retried_and_read_even_past_the_window() -> None:
+    """REFUSED_STREAM on the first pick: the call is retried transparently on the other backend, and its
+    streamed responses (10 MiB, far past a 256 KiB window) are read as they come, not awaited whole."""
+    from h2.errors import ErrorCodes
+
+    from tests.transport.test_goaway import start_raw
+
+    def refuse(conn: Any, stream_id: int) -> None:
+        conn.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+
+    raw, refused = await start_raw(refuse)
+    probe = Probe()
+    server = Server(name="streams")
+    server.add_service(service(probe))
+    await server.start()
+    raw_port = raw.sockets[0].getsockname()[1]
+    options = ChannelOptions(backoff=FAST.backoff, seed=7, window_size=256 * 1024)
+    try:
+        async with Channel(f"ipv4:127.0.0.1:{raw_port},{server.address}", "round_robin", options=options) as channel:
+            await wait_until(lambda: sum(sc.state.name == "READY" for sc in channel.subchannels) == 2, 5, "both READY")
+            for _ in range(2):  # one of the two lands on the refusing backend first
+                got = [m async for m in channel.unary_stream(FLOOD)(b"", timeout=20)]
+                assert len(got) == 640
+        assert refused, "no call met the refusing backend"
+        assert channel.stats.failures() == {}
+    finally:
+        raw.close()
+        await server.stop(grace=0.5)

@@ -299,10 +299,13 @@ class Call:
         await self._send_request(stream)
         return stream
 
-    async def _outcome(self, stream: Stream) -> tuple[Stream, RpcError | None]:
+    async def _outcome(self, stream: Stream, *, follow: bool = True) -> tuple[Stream, RpcError | None]:
         """Wait for ``stream`` to end; its status, after a transparent retry when one applies.
 
-        One caller decides (and retries); a second one meanwhile waits for the call's status.
+        With ``follow=False`` (a reader of streamed responses) a retry returns its new stream at once,
+        with no status yet: the reader reads it (waiting for its end could deadlock on flow control,
+        which the reader's taking opens). One caller decides (and retries); a second one meanwhile
+        waits for the call's status.
         """
         if self._judging:
             await self._until_finished()
@@ -317,6 +320,8 @@ class Call:
                 if isinstance(error, StreamNotProcessed):
                     retried = await self._retry()
                     if retried is not None:
+                        if not follow:
+                            return retried, None
                         stream = retried
                         continue
                 return stream, error
@@ -571,9 +576,10 @@ class UnaryStreamCall(Call, Generic[Response]):
                 except StreamReset:
                     data = None
                 if data is None:
-                    stream, error = await self._outcome(stream)
-                    if stream.queued:
-                        continue  # a transparent retry answered
+                    retried, error = await self._outcome(stream, follow=False)
+                    if retried is not stream:
+                        stream = retried
+                        continue  # a transparent retry: read its responses
                     if self._finished and self._error is not None:
                         raise self._error
                     if error is not None:
