@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from app.greeter.service import Greeter
+from tests.faults.env import FaultEnv
 from tests.faults.rawclient import (
     PREFACE,
     RawH2Client,
@@ -37,20 +38,14 @@ ECHO = b"/test.Faults/Echo"
 GATED = b"/test.Faults/Gated"
 
 
-class Env:
+class Env(FaultEnv):
     """Servers under test, a gate for slow handlers, and what went wrong unseen."""
 
     def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
-        self.caplog = caplog
-        self.servers: list[Server] = []
-        self.clients: list[RawH2Client] = []
-        self.loop_errors: list[dict[str, Any]] = []
+        super().__init__(caplog)
         self.gate = asyncio.Event()
         self.handler_starts = 0
         self.gated_started = 0
-        loop = asyncio.get_running_loop()
-        self._old_handler = loop.get_exception_handler()
-        loop.set_exception_handler(lambda _loop, ctx: self.loop_errors.append(ctx))
 
     async def start(self, options: ServerOptions | None = None) -> Server:
         server = Server(name="faults", options=options)
@@ -77,27 +72,9 @@ class Env:
         self.clients.append(client)
         return client
 
-    def unseen_errors(self) -> list[str]:
-        errors = [f"loop exception handler: {ctx.get('message')} {ctx.get('exception')!r}" for ctx in self.loop_errors]
-        errors += [
-            f"log {r.name} {r.levelname}: {r.getMessage()}" for r in self.caplog.records if r.levelno >= logging.ERROR
-        ]
-        return errors
-
-    async def assert_serves(self, server: Server) -> None:
-        """A normal SayHello on a fresh connection succeeds, and nothing blew up unseen."""
-        async with Channel(f"ipv4:{server.address}", options=FAST) as channel:
-            result = await asyncio.wait_for(greet(channel, "Ada", timeout=2.0), 3)
-        assert result.response.message == "Hello, Ada!"
-        assert self.unseen_errors() == []
-
     async def close(self) -> None:
-        for client in self.clients:
-            client.abort()
         self.gate.set()
-        for server in self.servers:
-            await server.stop(grace=0.5)
-        asyncio.get_running_loop().set_exception_handler(self._old_handler)
+        await super().close()
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import ContinuationFrame, GoAwayFrame, HeadersFrame, PingFrame, SettingsFrame
 
 from app.greeter.service import Greeter
+from tests.faults.env import FaultEnv
 from tests.faults.rawclient import (
     RawH2Client,
     frame_header,
@@ -57,20 +58,14 @@ def _hex(n: int, seed: int = 7) -> bytes:
     return random.Random(seed).randbytes(n // 2).hex().encode()
 
 
-class Env:
-    """Servers and clients under test; what went wrong unseen (loop exception handler, ERROR logs)."""
+class Env(FaultEnv):
+    """Servers, raw clients and flood sockets under test; what went wrong unseen."""
 
     def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
-        self.caplog = caplog
-        self.servers: list[Server] = []
-        self.clients: list[RawH2Client] = []
+        super().__init__(caplog)
         self.sockets: list[socket.socket] = []
-        self.loop_errors: list[dict[str, Any]] = []
         #: Requests the Echo handler ran for.
         self.echoed: list[bytes] = []
-        loop = asyncio.get_running_loop()
-        self._old_handler = loop.get_exception_handler()
-        loop.set_exception_handler(lambda _loop, ctx: self.loop_errors.append(ctx))
 
     async def start(self, options: ServerOptions | None = None) -> Server:
         server = Server(name="limits", options=options)
@@ -113,28 +108,10 @@ class Env:
         self.sockets.append(sock)
         return sock
 
-    def unseen_errors(self) -> list[str]:
-        errors = [f"loop exception handler: {ctx.get('message')} {ctx.get('exception')!r}" for ctx in self.loop_errors]
-        errors += [
-            f"log {r.name} {r.levelname}: {r.getMessage()}" for r in self.caplog.records if r.levelno >= logging.ERROR
-        ]
-        return errors
-
-    async def assert_serves(self, server: Server) -> None:
-        """A normal SayHello on a fresh connection succeeds, and nothing blew up unseen."""
-        async with Channel(f"ipv4:{server.address}", options=FAST) as channel:
-            result = await asyncio.wait_for(greet(channel, "Ada", timeout=2.0), 3)
-        assert result.response.message == "Hello, Ada!"
-        assert self.unseen_errors() == []
-
     async def close(self) -> None:
-        for client in self.clients:
-            client.abort()
         for sock in self.sockets:
             sock.close()
-        for server in self.servers:
-            await server.stop(grace=0.5)
-        asyncio.get_running_loop().set_exception_handler(self._old_handler)
+        await super().close()
 
 
 @pytest.fixture
