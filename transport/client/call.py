@@ -430,6 +430,14 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+def _serialize(details: CallDetails, request: Any) -> bytes:
+    """A request message as bytes (INTERNAL, with the reason, if the serializer fails)."""
+    try:
+        return bytes(details.request_serializer(request))
+    except Exception as exc:
+        raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
+
+
 def _one_message(stream: Stream) -> bytes:
     if stream.queued != 1:
         raise RpcError(StatusCode.INTERNAL, f"unary call got {stream.queued} response messages, expected 1")
@@ -455,10 +463,7 @@ class UnaryUnaryCall(Call, Generic[Response]):
         return self._result().__await__()
 
     def _request_bytes(self) -> bytes | None:
-        try:
-            return bytes(self.call_details.request_serializer(self._request))
-        except Exception as exc:
-            raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
+        return _serialize(self.call_details, self._request)
 
     async def _result(self) -> Response:
         if self._response is not _NO_RESPONSE:
@@ -549,10 +554,7 @@ class UnaryStreamCall(Call, Generic[Response]):
         self._reader: AsyncIterator[Response] | None = None
 
     def _request_bytes(self) -> bytes | None:
-        try:
-            return bytes(self.call_details.request_serializer(self._request))
-        except Exception as exc:
-            raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
+        return _serialize(self.call_details, self._request)
 
     def __aiter__(self) -> AsyncIterator[Response]:
         if self._reader is None:
@@ -644,10 +646,7 @@ class _Writer:
             raise call._error
         if stream.local_ended:
             raise RuntimeError("the call's requests were already ended (done_writing)")
-        try:
-            payload = call.call_details.request_serializer(request)
-        except Exception as exc:
-            raise RpcError(StatusCode.INTERNAL, f"could not serialize the request: {exc}") from exc
+        payload = _serialize(call.call_details, request)
         call._sent_or_received = True
         try:
             await stream.send_message(payload)
