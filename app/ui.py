@@ -6,22 +6,27 @@ timer; widgets only render the :class:`ClusterView` it samples.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from app.cluster import Cluster, ClusterConfig, ClusterView
+from app.cluster import MAX_PODS, Cluster, ClusterConfig, ClusterView, configuration
 from app.scene import TITLE as SCENE_TITLE
 from app.widgets.balancer_box import BalancerBox
 from app.widgets.caption import Caption
 from app.widgets.client_box import ClientBox
 from app.widgets.code_panel import CodePanel
+from app.widgets.configuration_bar import ConfigurationBar
 from app.widgets.help_screen import HelpScreen
 from app.widgets.pod_grid import PodGrid
 from app.widgets.policy_chip import PolicyChip
 from app.widgets.questions_panel import QuestionsPanel
+from app.widgets.recent_events import RecentEvents
 
 SAMPLE_INTERVAL = 0.1
 #: Unchanged samples before the timer pauses (an idle app costs ~nothing).
@@ -30,6 +35,9 @@ BURST = 100
 #: Below one pod's nominal 200/s, above what it sustains with the loop shared: pinned, one pod runs
 #: at ~90-100 %; balanced, ~25 % each.
 STEADY_RATE = 150.0
+#: The app's client re-resolves at most every 10 s (gRPC's DNS resolver: 30 s), so a new pod
+#: joins round_robin within a newcomer's patience; the caption says the figure.
+MIN_RERESOLUTION_INTERVAL = 10.0
 
 
 class RpcvizApp(App[None]):
@@ -42,13 +50,17 @@ class RpcvizApp(App[None]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     BINDINGS = [
         Binding("p", "toggle_policy", "Policy", tooltip="switch pick_first / round_robin (or click the chip)"),
+        Binding("m", "next_configuration", "Config", tooltip="the next of the six configurations (or click one above)"),
         Binding("g", "greet", "Greet", tooltip='fire one greet("Ada")'),
         Binding("b", "burst", "Burst", tooltip=f"fire {BURST} greets at once"),
         Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_RATE:g} greets per second"),
-        Binding("r", "reset", "Reset", tooltip="zero every counter"),
-        Binding("1", "pod(1)", "Kill", key_display="1-4", tooltip="crash pod N, or bring it back"),
-        *(Binding(str(n), f"pod({n})", "Kill", show=False) for n in range(2, 5)),
-        Binding("d", "drain", "Drain", tooltip="then 1-4: pod N reports NOT_SERVING (again: SERVING)"),
+        Binding("s", "slow", "Slow", tooltip="then 1-8: pod N answers ten times slower (again: heals)"),
+        Binding("plus", "scale(1)", "Scale", key_display="+/-", tooltip=f"add a pod (up to {MAX_PODS}), - removes one"),
+        Binding("minus", "scale(-1)", "Scale", show=False),
+        Binding("1", "pod(1)", "Kill", key_display="1-8", tooltip="crash pod N, or bring it back"),
+        *(Binding(str(n), f"pod({n})", "Kill", show=False) for n in range(2, MAX_PODS + 1)),
+        Binding("d", "drain", "Drain", show=False, tooltip="then 1-8: pod N reports NOT_SERVING (again: SERVING)"),
+        Binding("r", "reset", "Reset", show=False, tooltip="zero every counter"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="this screen"),
         Binding("q", "quit", "Quit", tooltip="stop the cluster and leave"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -56,16 +68,19 @@ class RpcvizApp(App[None]):
 
     def __init__(self, config: ClusterConfig | None = None, steady_rate: float = STEADY_RATE) -> None:
         super().__init__()
-        self.cluster = Cluster(config)
+        self.cluster = Cluster(config or ClusterConfig(min_reresolution_interval=MIN_RERESOLUTION_INTERVAL))
         self.steady_rate = steady_rate
         self._last: ClusterView | None = None
-        #: `d` was pressed: the next pod number drains instead of kills.
-        self._drain_next = False
+        #: `d` or `s` was pressed: the next pod number drains or slows it instead of killing it.
+        self._pending: str | None = None
         self._unchanged = 0
         self._timer: Timer | None = None
+        #: The clock connection ages are read against (tests freeze it for snapshots).
+        self.clock: Callable[[], float] = lambda: asyncio.get_running_loop().time()
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield ConfigurationBar(id="configurations")
         with Horizontal(id="diagram"):
             yield ClientBox(id="client")
             yield BalancerBox(id="balancer")
@@ -73,6 +88,7 @@ class RpcvizApp(App[None]):
                 yield Static(f"BACKEND PODS · {len(self.cluster.pods)}", id="backends-title")
                 yield PodGrid(len(self.cluster.pods), id="pods")
         yield Caption(id="caption")
+        yield RecentEvents(id="events")
         with TabbedContent(id="lower"):
             with TabPane("Code", id="code-tab"):
                 yield CodePanel(id="code")
@@ -86,6 +102,9 @@ class RpcvizApp(App[None]):
         self._pods = self.query_one(PodGrid)
         self._caption = self.query_one(Caption)
         self._code = self.query_one(CodePanel)
+        self._configurations = self.query_one(ConfigurationBar)
+        self._events = self.query_one(RecentEvents)
+        self._backends_title = self.query_one("#backends-title", Static)
         await self.cluster.start("pick_first")
         self.cluster.add_listener(self.wake)
         self._timer = self.set_interval(SAMPLE_INTERVAL, self.sample)
@@ -105,17 +124,23 @@ class RpcvizApp(App[None]):
             return  # shutting down: the widgets are going away
         view = self.cluster.view()
         if view == self._last:
+            if _ages_shown(view):
+                self._balancer.show(view, self.clock())  # the ages tick: keep sampling
+                return
             self._unchanged += 1
             if self._unchanged >= IDLE_SAMPLES and self._timer is not None:
                 self._timer.pause()
             return
         self._unchanged = 0
         self._last = view
+        self._configurations.show(view.configuration)
         self._client.show(view)
-        self._balancer.show(view)
+        self._balancer.show(view, self.clock())
+        self._backends_title.update(f"BACKEND PODS · {len(view.pods)}")
         self._pods.show(view)
         self._caption.show(view)
-        self._code.show(view.policy)
+        self._events.show(view.events)
+        self._code.show(view)
 
     @property
     def sampling(self) -> bool:
@@ -136,6 +161,23 @@ class RpcvizApp(App[None]):
 
     def on_policy_chip_toggled(self, _: PolicyChip.Toggled) -> None:
         self.action_toggle_policy()
+
+    async def action_next_configuration(self) -> None:
+        await self.cluster.next_configuration()  # the selector and the caption say which
+        self.wake()
+
+    async def on_configuration_bar_selected(self, message: ConfigurationBar.Selected) -> None:
+        await self.cluster.apply(configuration(message.number))
+        self.wake()
+
+    async def action_scale(self, delta: int) -> None:
+        try:
+            pod = await (self.cluster.add_pod() if delta > 0 else self.cluster.remove_pod())
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.notify(f"pod #{pod.index} {'started' if delta > 0 else 'removed'}: {len(self.cluster.pods)} pods")
+        self.wake()
 
     def action_greet(self) -> None:
         self.cluster.traffic.greet()
@@ -158,25 +200,38 @@ class RpcvizApp(App[None]):
         self.wake()
 
     async def action_pod(self, index: int) -> None:
+        pending, self._pending = self._pending, None
         if index > len(self.cluster.pods):
             self.notify(f"there is no pod #{index}", severity="warning")
             return
-        if self._drain_next:
-            self._drain_next = False
+        if pending == "drain":
             draining = self.cluster.toggle_drain(index)
             self.notify(f"pod #{index} reports {'NOT_SERVING' if draining else 'SERVING'}")
+        elif pending == "slow":
+            slow = self.cluster.toggle_slow(index)
+            factor = self.cluster.config.slow_factor
+            self.notify(f"pod #{index} {f'answers {factor:g}× slower' if slow else 'healed'}")
         else:
             serving = await self.cluster.toggle_pod(index)
             self.notify(f"pod #{index} {'restarted' if serving else 'killed'}")
         self.wake()
 
     def action_drain(self) -> None:
-        self._drain_next = True
-        self.notify("drain which pod? press 1-4")
+        self._pending = "drain"
+        self.notify(f"drain which pod? press 1-{len(self.cluster.pods)}")
+
+    def action_slow(self) -> None:
+        self._pending = "slow"
+        self.notify(f"slow down which pod? press 1-{len(self.cluster.pods)}")
 
     def action_help(self) -> None:
         bindings = [active.binding for active in self.screen.active_bindings.values() if active.node is self]
         self.push_screen(HelpScreen(bindings))
+
+
+def _ages_shown(view: ClusterView) -> bool:
+    """Connection ages are on screen (MAX_CONNECTION_AGE is set and a connection is up)."""
+    return view.max_connection_age is not None and any(c.connected_at is not None for c in view.connections)
 
 
 def run_app() -> int:

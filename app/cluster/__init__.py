@@ -1,6 +1,8 @@
 """The model behind the picture: pods, the L4 balancer, the client, traffic. No UI here."""
 
 from app.cluster.cluster import BALANCERS, MAX_PODS, POLICIES, Cluster, ClusterConfig
+from app.cluster.configurations import CONFIGURATIONS, Configuration, configuration, matching
+from app.cluster.events import Event, EventLog
 from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
 from app.cluster.traffic import Traffic, TrafficStats
@@ -8,15 +10,21 @@ from app.cluster.view import ClusterView, ConnectionView, PodView
 
 __all__ = [
     "BALANCERS",
+    "CONFIGURATIONS",
     "MAX_PODS",
     "POLICIES",
     "Cluster",
     "ClusterConfig",
     "ClusterView",
+    "Configuration",
     "ConnectionView",
+    "Event",
+    "EventLog",
     "LoadModel",
     "Pod",
     "PodView",
     "Traffic",
     "TrafficStats",
+    "configuration",
+    "matching",
 ]

@@ -11,9 +11,11 @@ import contextlib
 import itertools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Self
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
 
+from app.cluster.configurations import CONFIGURATIONS, Configuration, matching
+from app.cluster.events import EventLog
 from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
 from app.cluster.traffic import Traffic
@@ -21,6 +23,7 @@ from app.cluster.view import ClusterView, ConnectionView, PodView
 from transport import Address, BackoffConfig, Channel, ChannelOptions, ConnectivityState, ServerOptions
 from transport.client.channel import MIN_RERESOLUTION_INTERVAL
 from transport.client.endpoints import Endpoints
+from transport.client.subchannel import Subchannel
 from transport.proxy import L4Proxy
 from transport.proxy.l7 import L7Proxy
 
@@ -33,6 +36,9 @@ TOGGLE_POLICIES = ("pick_first", "round_robin")
 BALANCERS = ("l4", "l7")
 #: The most pods the cluster scales to (the scene's keys 1-8).
 MAX_PODS = 8
+
+#: Events a view carries (the newest).
+EVENTS_IN_VIEW = 8
 
 #: Numbers each cluster's endpoints name, so clusters in one process never share a name.
 _CLUSTER_IDS = itertools.count(1)
@@ -60,6 +66,10 @@ class ClusterConfig:
     #: How often at most the client (and the L7 proxy's upstream) re-resolve the pods' endpoints,
     #: seconds: gRPC's 30 s by default, so a new pod joins round_robin late, as in production.
     min_reresolution_interval: float = MIN_RERESOLUTION_INTERVAL
+    #: The MAX_CONNECTION_AGE the configurations that rotate connections (3, 6) set on the pods,
+    #: and how much slower their slow pod is (5).
+    configuration_age: float = 5.0
+    slow_factor: float = 10.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.pods <= MAX_PODS:
@@ -70,6 +80,8 @@ class ClusterConfig:
             raise ValueError(f"unknown balancer {self.balancer!r}: the cluster has {', '.join(BALANCERS)}")
         if self.max_connection_age is not None and not self.max_connection_age > 0:
             raise ValueError(f"max_connection_age must be a positive number of seconds, not {self.max_connection_age}")
+        if not self.configuration_age > 0:
+            raise ValueError(f"configuration_age must be a positive number of seconds, not {self.configuration_age}")
 
     def server_options(self) -> ServerOptions:
         return ServerOptions(
@@ -83,17 +95,22 @@ class Cluster:
     def __init__(self, config: ClusterConfig | None = None) -> None:
         self.config = config or ClusterConfig()
         c = self.config
-        options = c.server_options()
-        self.pods = [
-            Pod(i + 1, LoadModel(c.service_time, c.workers, c.load_window), options=options) for i in range(c.pods)
-        ]
+        #: The pods' MAX_CONNECTION_AGE now (configurations 3 and 6 set it, the others clear it).
+        self.max_connection_age = c.max_connection_age
+        self.pods = [self._new_pod(i + 1) for i in range(c.pods)]
         #: The VIP: an L4 proxy (``balancer="l4"``) or an L7 proxy (``balancer="l7"``); the other is None.
+        self.balancer = c.balancer
         self.proxy: L4Proxy | None = None
         self.l7_proxy: L7Proxy | None = None
+        #: Old VIPs and channels closing after a switch (their calls finish first).
+        self._retiring: set[asyncio.Task[None]] = set()
+        #: What happened, in order (connections, GOAWAYs, re-resolutions, pods, switches).
+        self.events = EventLog()
+        #: The pod each of the current channel's subchannels reached when it became READY.
+        self._subchannel_pods: dict[Subchannel, int | None] = {}
         self._goaways_at_reset = 0
         self.policy = "pick_first"
         self._channel: Channel | None = None
-        self._old_channels: set[asyncio.Task[None]] = set()
         self.traffic = Traffic(lambda: self.channel, timeout=c.call_timeout)
         self._listeners: list[Callable[[], None]] = []
         #: Each pod's OK count when the policy last changed (or counters were reset).
@@ -111,7 +128,15 @@ class Cluster:
         addresses = [pod.address for pod in self.pods]
         if self.endpoints is None:
             self.endpoints = Endpoints.register(self.endpoints_name, addresses)
-        if self.config.balancer == "l7":
+        await self._start_vip(self.balancer)
+        self.policy = self._check(policy)
+        self._channel = self.dial(policy)
+
+    async def _start_vip(self, balancer: str) -> None:
+        """Start the VIP: an L4 proxy over the pods' addresses, or an L7 proxy whose own channel
+        resolves the pods' endpoints and balances every call round_robin."""
+        if balancer == "l7":
+            assert self.endpoints is not None
             upstream = ChannelOptions(
                 backoff=self.config.backoff,
                 seed=self.config.seed,
@@ -121,17 +146,17 @@ class Cluster:
             await self.l7_proxy.start()
             self.l7_proxy.add_listener(self._l7_event)
         else:
+            addresses = [pod.address for pod in self.pods]
             self.proxy = L4Proxy(addresses, strategy=self.config.balancer_strategy, seed=self.config.seed)
             await self.proxy.start()
             self.proxy.add_listener(self._changed)
-        self.policy = self._check(policy)
-        self._channel = self.dial(policy)
+        self.balancer = balancer
 
     async def stop(self) -> None:
         await self.traffic.stop()
         if self._channel is not None:
             await self._channel.close(grace=1.0)
-        for task in list(self._old_channels):
+        for task in list(self._retiring):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.proxy is not None:
@@ -177,8 +202,67 @@ class Cluster:
             min_reresolution_interval=self.config.min_reresolution_interval,
         )
         channel = Channel.dial(target, policy, options=options)
-        channel.add_listener(self._changed)
+        channel.add_listener(self._channel_event)
         return channel
+
+    def _channel_event(self, channel: Channel, kind: str, data: Any) -> None:
+        """Record what the current channel reports (an old one draining is not news), then wake the UI."""
+        if channel is self._channel:
+            if kind == "subchannel_state":
+                self._subchannel_changed(channel, *data)
+            elif kind == "resolved":
+                self._resolved(channel, data)
+            elif kind == "resolution_failed":
+                self.events.add("resolve", f"resolving failed: {data}")
+        self._changed()
+
+    def _subchannel_changed(
+        self, channel: Channel, sc: Subchannel, old: ConnectivityState, new: ConnectivityState
+    ) -> None:
+        number = channel.subchannels.index(sc) + 1 if sc in channel.subchannels else 0
+        if new is ConnectivityState.READY:
+            pod = self._pod_reached(channel, sc)
+            self._subchannel_pods[sc] = pod
+            if self._via_vip(channel):
+                where = "the L7 proxy" if self.l7_proxy is not None else f"the L4 LB picked pod #{pod}"
+                self.events.add("connect", f"conn {number} READY through the VIP: {where}")
+            else:
+                self.events.add("connect", f"conn {number} READY to pod #{pod}")
+        elif old is ConnectivityState.READY and new is ConnectivityState.IDLE:
+            pod = self._subchannel_pods.pop(sc, None)
+            source = "the L7 proxy" if pod is None else f"pod #{pod}"
+            if "GOAWAY" in sc.last_error:
+                reason = sc.last_error.split("got ", 1)[1]
+                self.events.add("goaway", f"{reason} from {source}: conn {number} IDLE, its calls finish")
+            else:
+                self.events.add("lost", f"conn {number} to {source} lost: IDLE")
+        elif new is ConnectivityState.TRANSIENT_FAILURE and old is not ConnectivityState.TRANSIENT_FAILURE:
+            pod = self._pod_of(sc.address)
+            self._subchannel_pods.pop(sc, None)
+            where = f"pod #{pod}" if pod is not None else "the VIP"
+            self.events.add("lost", f"conn {number} to {where}: TRANSIENT_FAILURE")
+
+    def _resolved(self, channel: Channel, addresses: list[Address]) -> None:
+        first = channel.stats.resolutions <= 1
+        if self._via_vip(channel):
+            if first:
+                self.events.add("resolve", "resolved the VIP: 1 address")
+            return
+        pods = ", ".join(f"#{p}" for p in sorted(filter(None, map(self._pod_of, addresses))))
+        verb = "resolved" if first else "re-resolved"
+        self.events.add("resolve", f"{verb} the headless service: {len(addresses)} pods ({pods})")
+
+    def _via_vip(self, channel: Channel) -> bool:
+        vip = self.proxy or self.l7_proxy
+        return vip is not None and channel.target == str(vip.address)
+
+    def _pod_reached(self, channel: Channel, sc: Subchannel) -> int | None:
+        """The pod a subchannel's connection reaches: through the L4 VIP, the one the proxy picked."""
+        if not self._via_vip(channel):
+            return self._pod_of(sc.address)
+        if sc.connection is None or sc.connection.local_address is None:
+            return None
+        return self._proxied_pods().get(sc.connection.local_address)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """``listener()`` runs when connections or connectivity change (not per call)."""
@@ -200,18 +284,84 @@ class Cluster:
             return self.l7_proxy.address
         raise RuntimeError("the cluster is not started")
 
-    def set_policy(self, policy: str) -> None:
-        """Switch policy: the old channel drains (its calls finish), a new one is dialled."""
+    def set_policy(self, policy: str, *, redial: bool = False) -> None:
+        """Switch policy: the old channel drains (its calls finish), a new one is dialled
+        (also for the same policy when ``redial``: after the VIP or the pods' settings changed)."""
         policy = self._check(policy)
-        if policy == self.policy:
+        if policy == self.policy and not redial:
             return
+        self._redial(policy)
+        self._changed()
+
+    def _redial(self, policy: str, retired_vip: L4Proxy | L7Proxy | None = None) -> None:
         old = self.channel
         self.policy = policy
         self._calls_at_switch = [pod.calls_ok for pod in self.pods]
+        self._subchannel_pods.clear()
         self._channel = self.dial(policy)
-        task = asyncio.get_running_loop().create_task(old.close(grace=None))
-        self._old_channels.add(task)
-        task.add_done_callback(self._old_channels.discard)
+        self._retire(old, retired_vip)
+
+    def _retire(self, channel: Channel, vip: L4Proxy | L7Proxy | None) -> None:
+        """Close an old channel once its calls finish, then the VIP it went through."""
+
+        async def retire() -> None:
+            await channel.close(grace=None)
+            if vip is not None:
+                await vip.stop(grace=1.0)
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    # --- configurations -----------------------------------------------------------
+
+    @property
+    def configuration(self) -> Configuration | None:
+        """The preset the live state is (see :func:`matching`), or None."""
+        slow = frozenset(pod.index for pod in self.pods if pod.load_model.slow_factor != 1)
+        return matching(self.policy, self.balancer, self.max_connection_age is not None, slow)
+
+    async def apply(self, configuration: Configuration) -> None:
+        """Make the cluster run ``configuration``: the VIP, the pods' MAX_CONNECTION_AGE, the slow
+        pod and the pod count it names, then a freshly dialled client (its old channel and VIP
+        close once their calls finish: nothing fails)."""
+        c = self.config
+        self.events.add("configuration", f"configuration {configuration.number}: {configuration.title}")
+        self._set_max_connection_age(c.configuration_age if configuration.max_connection_age else None)
+        for pod in self.pods:
+            pod.load_model.slow_factor = c.slow_factor if pod.index == configuration.slow_pod else 1.0
+        retired: L4Proxy | L7Proxy | None = None
+        if configuration.balancer != self.balancer:
+            retired = self.proxy or self.l7_proxy
+            self.proxy = self.l7_proxy = None
+            await self._start_vip(configuration.balancer)
+        self._redial(configuration.policy, retired)
+        self._changed()
+        if configuration.pods is not None:
+            while len(self.pods) < configuration.pods:
+                await self.add_pod()
+            while len(self.pods) > configuration.pods:
+                await self.remove_pod()
+
+    async def next_configuration(self) -> Configuration:
+        """Apply the configuration after the live one (after the last, the first again)."""
+        live = self.configuration
+        number = live.number % len(CONFIGURATIONS) + 1 if live is not None else 1
+        await self.apply(CONFIGURATIONS[number - 1])
+        return CONFIGURATIONS[number - 1]
+
+    def _set_max_connection_age(self, age: float | None) -> None:
+        """Set the pods' MAX_CONNECTION_AGE for the connections they accept from now on."""
+        self.max_connection_age = age
+        for pod in self.pods:
+            pod.server.options = self._server_options()
+
+    def _server_options(self) -> ServerOptions:
+        return replace(self.config.server_options(), max_connection_age=self.max_connection_age)
+
+    def _new_pod(self, index: int) -> Pod:
+        c = self.config
+        return Pod(index, LoadModel(c.service_time, c.workers, c.load_window), options=self._server_options())
 
     def pod(self, index: int) -> Pod:
         """Pod #index (1-based); ValueError for a pod that does not exist."""
@@ -228,13 +378,13 @@ class Cluster:
             raise ValueError(f"the cluster already runs {MAX_PODS} pods, the most it scales to")
         if self.endpoints is None:
             raise RuntimeError("the cluster is not started")
-        c = self.config
-        pod = Pod(len(self.pods) + 1, LoadModel(c.service_time, c.workers, c.load_window), options=c.server_options())
+        pod = self._new_pod(len(self.pods) + 1)
         await pod.start()
         self.pods.append(pod)
         self._calls_at_switch.append(0)
         self.endpoints.add(pod.address)
         self._set_l4_backends()
+        self.events.add("scale", f"pod #{pod.index} started: {len(self.pods)} pods")
         self._changed()
         return pod
 
@@ -248,6 +398,7 @@ class Cluster:
         if self.endpoints is not None and pod.address_or_none is not None:
             self.endpoints.remove(pod.address_or_none)
         self._set_l4_backends()
+        self.events.add("scale", f"pod #{pod.index} removed: {len(self.pods)} pods")
         self._changed()
         await pod.stop(grace=grace)
         self._changed()
@@ -263,9 +414,11 @@ class Cluster:
         pod = self.pod(index)
         if pod.serving:
             pod.kill()
+            self.events.add("pod", f"pod #{index} killed")
             self._changed()
             return False
         await pod.start()
+        self.events.add("pod", f"pod #{index} restarted")
         self._changed()
         return True
 
@@ -274,12 +427,20 @@ class Cluster:
         if not factor >= 1 or factor == float("inf"):
             raise ValueError(f"the slow factor must be a finite number >= 1, not {factor}")
         self.pod(index).load_model.slow_factor = factor
+        self.events.add("pod", f"pod #{index} {'healed' if factor == 1 else f'{factor:g}× slower'}")
         self._changed()
+
+    def toggle_slow(self, index: int) -> bool:
+        """Make pod #index :attr:`ClusterConfig.slow_factor` times slower, or heal it; returns whether it is slow now."""
+        slow = self.pod(index).load_model.slow_factor == 1
+        self.set_slow(index, self.config.slow_factor if slow else 1.0)
+        return slow
 
     def toggle_drain(self, index: int) -> bool:
         """Flip pod #index between SERVING and NOT_SERVING; returns whether it drains now."""
         pod = self.pod(index)
         pod.set_draining(not pod.draining)
+        self.events.add("pod", f"pod #{index} reports {'NOT_SERVING' if pod.draining else 'SERVING'}")
         self._changed()
         return pod.draining
 
@@ -290,18 +451,21 @@ class Cluster:
         return self.policy
 
     async def wait_ready(self, timeout: float = 5.0) -> None:
-        """Wait until every subchannel the policy wants is READY (1 or all); an IDLE channel is
+        """Wait until every subchannel the policy wants is READY (1, or one per resolved pod); an IDLE channel is
         asked to connect first (pick_first waits for a call after losing its connection)."""
         channel = self.channel
         channel.connect()
-        want = 1 if self.policy == "pick_first" else len(self.pods)
         l7 = self.l7_proxy
         async with asyncio.timeout(timeout):
-            while sum(sc.state is ConnectivityState.READY for sc in channel.subchannels) < want:
+            # every pod it has resolved (pods started since are not its business until it re-resolves)
+            while sum(sc.state is ConnectivityState.READY for sc in channel.subchannels) < self._wanted(channel):
                 await asyncio.sleep(0.005)
             # the L7 proxy balances over the pods it has connected to: wait for all of them
-            while l7 is not None and l7.ready_backends() < len(self.pods):
+            while l7 is not None and l7.ready_backends() < len(l7.channel.addresses):
                 await asyncio.sleep(0.005)
+
+    def _wanted(self, channel: Channel) -> int:
+        return 1 if self.policy == "pick_first" else max(1, len(channel.addresses))
 
     @staticmethod
     def _check(policy: str) -> str:
@@ -336,8 +500,7 @@ class Cluster:
     def view(self) -> ClusterView:
         channel = self.channel
         loop_time = asyncio.get_running_loop().time()
-        vip = self.proxy or self.l7_proxy
-        via_balancer = vip is not None and channel.addresses == [vip.address]
+        via_balancer = self._via_vip(channel)
         proxied = self._proxied_pods()
         connections = []
         for sc in channel.subchannels:
@@ -355,8 +518,10 @@ class Cluster:
                     calls=sc.stats.calls_succeeded,
                     retry_in=None if sc.next_attempt_at is None else max(0.0, sc.next_attempt_at - loop_time),
                     health=sc.health,
+                    connected_at=sc.connected_at,
                 )
             )
+        resolved = set(channel.addresses) if not via_balancer else None
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
         stats = self.traffic.stats
         pods = tuple(
@@ -375,6 +540,7 @@ class Cluster:
                 p99_ms=_ms(stats.latency[pod.name].percentile(99)) if pod.name in stats.latency else 0.0,
                 goaways=pod.goaways,
                 slow_factor=pod.load_model.slow_factor,
+                resolved=None if resolved is None else pod.address_or_none in resolved,
             )
             for pod, since in zip(self.pods, self._calls_at_switch)
         )
@@ -388,12 +554,33 @@ class Cluster:
             steady_rate=self.traffic.rate if self.traffic.steady else None,
             connections=tuple(connections),
             pods=pods,
-            balancer=self.config.balancer,
+            balancer=self.balancer,
             client_connections_opened=sum(sc.stats.connects for sc in channel.subchannels),
             goaways=sum(pod.goaways for pod in self.pods) - self._goaways_at_reset,
             resolutions=channel.stats.resolutions,
             p50_ms=_ms(stats.latency_all.percentile(50)),
             p99_ms=_ms(stats.latency_all.percentile(99)),
+            configuration=None if (live := self.configuration) is None else live.number,
+            max_connection_age=self.max_connection_age,
+            events=self.events.recent(EVENTS_IN_VIEW),
+            upstream=self._upstream_view(loop_time),
+            min_reresolution_interval=self.config.min_reresolution_interval,
+        )
+
+    def _upstream_view(self, loop_time: float) -> tuple[ConnectionView, ...]:
+        """The L7 proxy's own connections to the pods (its upstream channel's subchannels)."""
+        if self.l7_proxy is None:
+            return ()
+        return tuple(
+            ConnectionView(
+                state=sc.state.name,
+                pod=self._pod_of(sc.address),
+                via_balancer=False,
+                calls=sc.stats.calls_succeeded,
+                retry_in=None if sc.next_attempt_at is None else max(0.0, sc.next_attempt_at - loop_time),
+                connected_at=sc.connected_at,
+            )
+            for sc in self.l7_proxy.channel.subchannels
         )
 
     def _proxied_pods(self) -> dict[Address, int]:

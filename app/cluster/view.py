@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.cluster.events import Event
+
 
 @dataclass(frozen=True, slots=True)
 class PodView:
@@ -30,6 +32,9 @@ class PodView:
     goaways: int = 0
     #: Service time multiplier (1 = healthy; see ``Cluster.set_slow``).
     slow_factor: float = 1.0
+    #: Whether the client's channel has this pod's address (it resolved the pods, and did so since
+    #: the pod started); None when it dials the VIP.
+    resolved: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,8 @@ class ConnectionView:
     retry_in: float | None
     #: The health status the client watches (round_robin), else None.
     health: str | None = None
+    #: Loop time the connection was established (its age = now - this), None while not connected.
+    connected_at: float | None = None
 
     @property
     def pod_label(self) -> str:
@@ -74,6 +81,16 @@ class ClusterView:
     #: Client-wide latency of every call (median, 99th percentile), in ms.
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    #: The configuration (1-6) the live state is, or None when it is none of them.
+    configuration: int | None = None
+    #: MAX_CONNECTION_AGE on the pods, seconds, or None.
+    max_connection_age: float | None = None
+    #: The newest events, oldest first.
+    events: tuple[Event, ...] = ()
+    #: The L7 proxy's own connections to the pods (empty unless the VIP is the L7 proxy).
+    upstream: tuple[ConnectionView, ...] = ()
+    #: How often at most the client re-resolves, seconds.
+    min_reresolution_interval: float = 30.0
 
     @property
     def ready_connections(self) -> int:

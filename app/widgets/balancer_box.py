@@ -1,4 +1,4 @@
-"""The middle of the diagram: the L4 balancer, the policy chip, the connections."""
+"""The middle of the diagram: the VIP (an L4 balancer or an L7 proxy), the policy chip, the connections."""
 
 from __future__ import annotations
 
@@ -10,20 +10,32 @@ from app.cluster.view import ClusterView
 from app.widgets.connection_lines import ConnectionLines
 from app.widgets.policy_chip import PolicyChip
 
+TITLES = {"l4": "L4 LB (ELB/nginx)", "l7": "L7 proxy (Envoy)"}
+ROLES = {"l4": "balances CONNECTIONS", "l7": "balances CALLS"}
+
+
+def path(view: ClusterView) -> str:
+    if view.policy != "pick_first":
+        return "client → pods direct"
+    if view.balancer == "l7":
+        return "client → L7 → pods"
+    return "client → VIP → 1 pod"
+
 
 class BalancerBox(Vertical):
     def compose(self) -> ComposeResult:
-        yield Static("balances CONNECTIONS", id="balancer-role")
+        yield Static(ROLES["l4"], id="balancer-role")
         yield PolicyChip(id="policy-chip")
         yield Static(id="balancer-path")
         yield ConnectionLines(id="connection-lines")
 
     def on_mount(self) -> None:
-        self.border_title = "L4 LB (ELB/nginx)"
+        self.border_title = TITLES["l4"]
 
-    def show(self, view: ClusterView) -> None:
-        self.query_one(PolicyChip).show(view.policy)
-        path = "client → VIP → 1 pod" if view.policy == "pick_first" else "client → pods (VIP bypassed)"
-        self.query_one("#balancer-path", Static).update(path)
-        self.query_one(ConnectionLines).show(view)
-        self.set_class(view.policy == "round_robin", "-bypassed")
+    def show(self, view: ClusterView, now: float) -> None:
+        self.border_title = TITLES[view.balancer]
+        self.query_one("#balancer-role", Static).update(ROLES[view.balancer])
+        self.query_one(PolicyChip).show(view)
+        self.query_one("#balancer-path", Static).update(path(view))
+        self.query_one(ConnectionLines).show(view, now)
+        self.set_class(view.policy != "pick_first", "-bypassed")

@@ -1,13 +1,18 @@
-"""The sentence under the diagram that says what you see."""
+"""The lines under the diagram: what the live configuration does (bold), then what you see."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import Static
 
 from app.cluster.view import ClusterView
-from app.scene import caption
+from app.scene import caption, configuration_line
 
 
 class Caption(Static):
     def show(self, view: ClusterView) -> None:
-        self.update(caption(view))
+        text = Text()
+        text.append(configuration_line(view), style="bold")
+        text.append("\n")
+        text.append(caption(view))
+        self.update(text)

@@ -1,4 +1,5 @@
-"""The scene's three listings, with the current policy's branch marked."""
+"""The listings the live state runs: the answer's own (MAX_CONNECTION_AGE, L7, least_request,
+re-resolution) first, then the scene's three, with the live branch marked."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from app.scene import LISTINGS, Listing, highlighted
+from app.cluster.view import ClusterView
+from app.scene import LISTINGS, Listing, highlighted, listings_for, live_keys
+
+#: Listing slots: the scene's three and at most four answers' listings.
+_SLOTS = len(LISTINGS) + 4
 
 
-def render_listing(listing: Listing, policy: str) -> Text:
-    marked = highlighted(listing, policy)
+def render_listing(listing: Listing, keys: frozenset[str] | str) -> Text:
+    marked = highlighted(listing, keys)
     text = Text()
     text.append(listing.name, style="bold")
     text.append(f"  {listing.purpose}\n", style="italic")
@@ -26,15 +31,19 @@ def render_listing(listing: Listing, policy: str) -> Text:
 class CodePanel(VerticalScroll):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._policy = ""
+        self._shown: tuple[tuple[Listing, ...], frozenset[str]] | None = None
 
     def compose(self) -> ComposeResult:
-        for listing in LISTINGS:
+        for _ in range(_SLOTS):
             yield Static(classes="listing")
 
-    def show(self, policy: str) -> None:
-        if policy == self._policy:
+    def show(self, view: ClusterView) -> None:
+        shown = (listings_for(view), live_keys(view))
+        if shown == self._shown:
             return
-        self._policy = policy
-        for widget, listing in zip(self.query(".listing").results(Static), LISTINGS):
-            widget.update(render_listing(listing, policy))
+        self._shown = shown
+        listings, keys = shown
+        for i, widget in enumerate(self.query(".listing").results(Static)):
+            widget.display = i < len(listings)
+            if i < len(listings):
+                widget.update(render_listing(listings[i], keys))

@@ -1,15 +1,20 @@
-"""BACKEND PODS · N: a row of pod boxes."""
+"""BACKEND PODS · N: the pod boxes, in rows of as many as fit; boxes come and go as the cluster scales."""
 
 from __future__ import annotations
 
+import math
+
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Grid
 
 from app.cluster.view import ClusterView
 from app.widgets.pod_box import PodBox
 
+#: Narrowest pod box that still reads "pod #8" and "PINNED" inside its border.
+MIN_BOX_WIDTH = 9
 
-class PodGrid(Horizontal):
+
+class PodGrid(Grid):
     def __init__(self, pods: int, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.pods = pods
@@ -18,6 +23,35 @@ class PodGrid(Horizontal):
         for i in range(1, self.pods + 1):
             yield PodBox(i, id=f"pod-{i}")
 
+    def on_mount(self) -> None:
+        self._arrange()
+
+    def on_resize(self) -> None:
+        self._arrange()
+
     def show(self, view: ClusterView) -> None:
-        for box, pod in zip(self.query(PodBox), view.pods):
-            box.show(pod)
+        boxes = list(self.query(PodBox))
+        if len(boxes) != len(view.pods):
+            for box in boxes[len(view.pods) :]:
+                box.remove()
+            new = [PodBox(p.index, id=f"pod-{p.index}") for p in view.pods[len(boxes) :]]
+            if new:
+                self.mount(*new)
+            self.pods = len(view.pods)
+            self._arrange()
+            boxes = boxes[: len(view.pods)] + new
+        latency = any(pod.slow_factor != 1 for pod in view.pods)
+        for box, pod in zip(boxes, view.pods):
+            box.show(pod, latency)
+
+    def _arrange(self) -> None:
+        """As many columns as fit (four at most on one row when they must wrap), rows to match."""
+        width = self.size.width or MIN_BOX_WIDTH * self.pods
+        columns = max(1, min(self.pods, width // MIN_BOX_WIDTH))
+        if columns < self.pods:
+            columns = min(columns, math.ceil(self.pods / 2), 4) if self.pods > 4 else columns
+        self.styles.grid_size_columns = columns
+        self.styles.grid_size_rows = math.ceil(self.pods / columns)
+        diagram = self.screen.query_one("#diagram") if self.is_attached else None
+        if diagram is not None:
+            diagram.set_class(self.styles.grid_size_rows > 1, "-two-rows")

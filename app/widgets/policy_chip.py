@@ -1,23 +1,29 @@
-"""The balancer's policy chip; clicking it toggles pick_first/round_robin."""
+"""The balancer's policy chip: which policy runs, through what; clicking it toggles pick_first/round_robin."""
 
 from __future__ import annotations
 
 from textual.message import Message
 from textual.widgets import Static
 
-CHIP_TEXT = {
-    "pick_first": "pick_first → pinned to 1 pod",
-    "round_robin": "round_robin → one pick per call",
-}
+from app.cluster.view import ClusterView
+
+
+def chip_text(view: ClusterView) -> str:
+    if view.policy == "pick_first":
+        return "pick_first → L7 picks per call" if view.balancer == "l7" else "pick_first → pinned to 1 pod"
+    if view.policy == "round_robin":
+        return "round_robin → one pick per call"
+    return "least_request → less busy of 2"
 
 
 class PolicyChip(Static):
     class Toggled(Message):
         """The user asked for the other policy."""
 
-    def show(self, policy: str) -> None:
-        self.update(f"[{CHIP_TEXT[policy]}]")
-        self.set_class(policy == "round_robin", "-round-robin")
+    def show(self, view: ClusterView) -> None:
+        self.update(f"[{chip_text(view)}]")
+        balanced = view.policy != "pick_first" or view.balancer == "l7"
+        self.set_class(balanced, "-round-robin")
 
     def on_click(self) -> None:
         self.post_message(self.Toggled())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.pilot import Pilot
 
 from app.cluster import ClusterConfig
@@ -58,4 +60,86 @@ async def balanced(pilot: Pilot[None]) -> None:
 async def help_screen(pilot: Pilot[None]) -> None:
     await first_screen(pilot)
     await pilot.press("question_mark")
+    await pilot.pause()
+
+
+# --- the configurations (issue 12) ------------------------------------------------------------
+
+
+def make_configuration_app(**overrides: object) -> RpcvizApp:
+    """The snapshot set-up, with the configurations' settings overridden (a short age, say)."""
+    return RpcvizApp(replace(SNAPSHOT_CONFIG, **overrides))  # type: ignore[arg-type]
+
+
+async def choose(app: RpcvizApp, pilot: Pilot[None], number: int) -> None:
+    """Click configuration ``number`` in the selector and wait until its connections are READY."""
+    await pilot.click(f"#configuration-{number}")
+    await applied(app, number)
+
+
+async def applied(app: RpcvizApp, number: int, scaled: bool = True) -> None:
+    """Wait until configuration ``number`` runs (with the pods it scales to, when ``scaled``) and
+    its connections are READY."""
+
+    def running() -> bool:
+        live = app.cluster.configuration
+        pods_ok = not scaled or live is None or live.pods in (None, len(app.cluster.pods))
+        return live is not None and live.number == number and pods_ok
+
+    await wait_until(running, 5, f"configuration {number} to apply")
+    await app.cluster.wait_ready()
+
+
+def freeze_clock(app: RpcvizApp) -> None:
+    """Stop connection ages at 0 s (each connection's age is read against this clock)."""
+    now = max((sc.connected_at or 0.0 for sc in app.cluster.channel.subchannels), default=0.0)
+    app.clock = lambda: now
+
+
+async def max_age_rotated(pilot: Pilot[None]) -> None:
+    """Configuration 3 (a 2 s age): the first GOAWAY came, the client reconnected, 10 greets."""
+    app = pilot.app
+    assert isinstance(app, RpcvizApp)
+    await app.cluster.wait_ready()
+    await choose(app, pilot, 3)
+    cluster = app.cluster
+    await wait_until(lambda: cluster.events.of_kind("goaway"), 5, "the first GOAWAY")
+    await cluster.wait_ready()
+    await greets(app, pilot, 10)
+    freeze_clock(app)
+    app.wake()
+    app.sample()
+    await pilot.pause()
+
+
+async def l7_burst(pilot: Pilot[None]) -> None:
+    """Configuration 4: one burst of 100 through the L7 proxy."""
+    app = pilot.app
+    assert isinstance(app, RpcvizApp)
+    await app.cluster.wait_ready()
+    await choose(app, pilot, 4)
+    await pilot.press("b")
+    await settle(app, pilot)
+
+
+async def least_request_slow_pod(pilot: Pilot[None]) -> None:
+    """Configuration 5, before any call: pod #2 slow, the least_request listing."""
+    app = pilot.app
+    assert isinstance(app, RpcvizApp)
+    await app.cluster.wait_ready()
+    await choose(app, pilot, 5)
+    await settle(app, pilot)
+
+
+async def scaled_up(pilot: Pilot[None]) -> None:
+    """Configuration 6 (a long age): six pods, #5 and #6 unseen, 20 greets over the first four."""
+    app = pilot.app
+    assert isinstance(app, RpcvizApp)
+    await app.cluster.wait_ready()
+    await choose(app, pilot, 6)
+    await wait_until(lambda: len(app.cluster.pods) == 6, 5, "six pods")
+    await greets(app, pilot, 20)
+    freeze_clock(app)
+    app.wake()
+    app.sample()
     await pilot.pause()

@@ -79,6 +79,8 @@ class ClientConnection(H2Protocol):
         self.ready: asyncio.Future[None] = self.loop.create_future()
         self.streams: dict[int, Stream] = {}
         self.goaway = False
+        #: The GOAWAY's debug data (e.g. b"max_age" from a server's MAX_CONNECTION_AGE), once received.
+        self.goaway_debug = b""
         self._closing = False
         #: The server's first bytes until they are known to begin a SETTINGS frame (then None).
         self._preface: bytes | None = b""
@@ -249,6 +251,7 @@ class ClientConnection(H2Protocol):
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
         self.goaway = True
+        self.goaway_debug = event.additional_data or b""
         last = event.last_stream_id if event.last_stream_id is not None else 0
         for stream_id in [s for s in self.streams if s > last]:
             self.streams.pop(stream_id).on_reset(

@@ -292,8 +292,13 @@ class Subchannel:
         else:
             self.quick_losses += 1
             self.next_attempt_at = loop.time() + self._backoff.next_delay()
-        self.last_error = f"connection to {self.address} {'got GOAWAY' if conn.goaway else 'lost'}"
+        self.last_error = f"connection to {self.address} {_gone(conn)}"
         self._set_state(ConnectivityState.IDLE)
+
+    @property
+    def connected_at(self) -> float | None:
+        """Loop time the current connection was established, or None while there is none."""
+        return self._connected_at if self.connection is not None else None
 
     def _completed_calls(self) -> int:
         """Calls that ended here (a call the server never processed counts in neither); any
@@ -323,3 +328,11 @@ class Subchannel:
         self._set_state(ConnectivityState.SHUTDOWN)
         if conn is not None:
             conn.close_when_idle()
+
+
+def _gone(conn: ClientConnection) -> str:
+    """How an established connection went away: "got GOAWAY (max_age)", "got GOAWAY" or "lost"."""
+    if not conn.goaway:
+        return "lost"
+    debug = conn.goaway_debug.decode("ascii", "replace")
+    return f"got GOAWAY ({debug})" if debug.isprintable() and debug else "got GOAWAY"

@@ -1,0 +1,23 @@
+"""Scene 09's words: the listings, the questions and the captions.
+
+Pure data and pure functions of a :class:`ClusterView`, so the screen's text
+is computed from the real state and can be tested without a UI.
+"""
+
+from app.scene.captions import caption, configuration_line
+from app.scene.listings import LISTINGS, Listing, highlighted, listings_for, live_keys
+from app.scene.questions import QUESTIONS
+
+TITLE = "Scene 09 · The L4 pinning trap: balance requests, not connections"
+
+__all__ = [
+    "LISTINGS",
+    "QUESTIONS",
+    "TITLE",
+    "Listing",
+    "caption",
+    "configuration_line",
+    "highlighted",
+    "listings_for",
+    "live_keys",
+]
