@@ -2,7 +2,7 @@
 
 - an L7 proxy as the VIP: one client connection, every call balanced at the proxy;
 - MAX_CONNECTION_AGE on the pods behind the L4 VIP: the connection rotates, load spreads, nothing fails;
-- a slow pod: round_robin keeps giving it a quarter of the calls, least_request routes around it.
+- a slow pod at 300 calls/s: round_robin keeps giving it a quarter of the calls, least_request routes around it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from app.cluster import Cluster, ClusterConfig
+from app.cluster import Cluster, ClusterConfig, ClusterView
 from app.commands.demo import fire, fire_steady
 from tests.helpers import FAST_BACKOFF
 
@@ -119,43 +119,88 @@ async def test_without_max_connection_age_the_steady_load_stays_pinned() -> None
         assert (view.goaways, view.client_connections_opened) == (0, 1)
 
 
-# --- (c) a slow pod: round_robin vs least_request ---------------------------------------------
+# --- (c) a slow pod at 300 calls/s: round_robin vs least_request -----------------------------
 
-#: Pod 2 ten times slower: 100 ms against 10 ms, 4 workers per pod.
-SLOW = {"service_time": 0.01}
-
-
-async def test_round_robin_keeps_sending_the_slow_pod_a_quarter() -> None:
-    """round_robin, 200 calls (8 in flight), pod 2 ×10: pod 2 gets 25 ± 2 % and its calls take at
-    least its 100 ms service time, ≥ 5× the others' p99."""
-    async with _cluster("round_robin", **SLOW) as cluster:
-        cluster.set_slow(2, 10)
-        await fire(cluster, 200)
-        view = cluster.view()
-        assert (view.ok, view.failed) == (200, {})
-        share = view.pods[1].calls / 200
-        assert 0.23 <= share <= 0.27, f"pod 2 share {share:.1%}"
-        healthy = [p.p99_ms for p in view.pods if p.index != 2]
-        assert view.pods[1].p50_ms >= 100.0, view.pods[1]
-        assert view.pods[1].p99_ms >= 5 * max(healthy), (view.pods[1].p99_ms, healthy)
+#: The issue's load: 300 calls/s, steady (however many are in flight), for 3 s; pod 2 ten times slower.
+RATE = 300.0
+N = 900
+SLOW_FACTOR = 10.0
+#: The default 20 ms service time, on 32 workers per pod instead of 4. Slowed ×10 (200 ms), pod 2 then
+#: serves up to 32 / 0.2 s = 160 calls/s, over twice the 75 calls/s round_robin offers it, so no queue
+#: builds and its latency is its service time. With 4 workers it serves 20 calls/s: round_robin's queue
+#: grows by 55 calls/s, pod 2's p99 reaches 8.4 s in the 3 s run (near the 10 s call timeout, the
+#: run takes 11.5 s) and even least_request's ~7 % (21 calls/s) queues.
+SERVICE_TIME = 0.02
+WORKERS = 32
+SLOW_SERVICE_MS = 1000 * SERVICE_TIME * SLOW_FACTOR
 
 
-async def test_least_request_routes_around_the_slow_pod() -> None:
-    """least_request, 1600 calls with 32 in flight, pod 2 ×10: pod 2's share is under 10 %
-    (measured 6.0-7.5 % over seeds 0-2; at 8 in flight and 400 calls it sits near 10 %, too close)."""
-    async with _cluster("least_request", **SLOW) as cluster:
-        cluster.set_slow(2, 10)
-        await fire(cluster, 1600, concurrency=32)
-        view = cluster.view()
-        assert (view.ok, view.failed) == (1600, {})
-        share = view.pods[1].calls / 1600
-        assert share < 0.10, f"pod 2 share {share:.1%}: {_calls(cluster)}"
-        assert all(p.calls > 400 for p in view.pods if p.index != 2), _calls(cluster)
+async def _steady_run(policy: str, *, slow: bool) -> tuple[ClusterView, float]:
+    """N calls at RATE under ``policy``, pod 2 slowed ×SLOW_FACTOR or not: the view, and the
+    client-wide p90 in ms (the view carries p50 and p99 only)."""
+    async with _cluster(policy, service_time=SERVICE_TIME, workers=WORKERS) as cluster:
+        if slow:
+            cluster.set_slow(2, SLOW_FACTOR)
+        await fire_steady(cluster, N, rate=RATE)
+        return cluster.view(), 1000 * cluster.traffic.stats.latency_all.percentile(90)
+
+
+async def test_round_robin_at_300_calls_per_second_keeps_sending_the_slow_pod_a_quarter() -> None:
+    """round_robin, 900 calls at 300 calls/s, pod 2 ×10: pod 2 gets 25 ± 2 % of the calls (225 each)
+    and its p99 is ≥ 5× the highest p99 of the other pods (measured over seeds 0-3: 202-206 ms against
+    22-26 ms, ×7.8-9.1; ×7.0-7.6 with two CPU hogs on the 2 cores); no call fails, and pod 2's queue
+    stays bounded (p99 under 2 s: it is its 200 ms service time; with 4 workers it is 8.4 s)."""
+    view, _ = await _steady_run("round_robin", slow=True)
+    pod2 = view.pods[1]
+    others = [p.p99_ms for p in view.pods if p.index != 2]
+    figures = (
+        f"calls {[p.calls for p in view.pods]}, pod 2 p50/p99 {pod2.p50_ms}/{pod2.p99_ms} ms, others' p99 {others}"
+    )
+    print(figures)
+    assert (view.ok, view.failed) == (N, {}), figures
+    share = pod2.calls / N
+    assert 0.23 <= share <= 0.27, f"pod 2 share {share:.1%}: {figures}"
+    # every call of pod 2's takes at least its service time (the histogram is within 1 %)
+    assert pod2.p50_ms >= 0.99 * SLOW_SERVICE_MS, figures
+    assert pod2.p99_ms >= 5 * max(others), figures
+    assert pod2.p99_ms < 10 * SLOW_SERVICE_MS, f"pod 2 queued: {figures}"
+
+
+async def test_least_request_at_300_calls_per_second_routes_around_the_slow_pod() -> None:
+    """least_request, 900 calls at 300 calls/s, pod 2 ×10, against a healthy run in the same test (same
+    policy, rate, count, seed and config, no slow pod): pod 2's share is under 10 % (measured over seeds
+    0-3: 8.3-8.8 %, 9.0 % at most with two CPU hogs), each other pod serves more than a quarter, no call
+    fails in either run, and the client-wide p90 stays within 2× of the healthy run's (×1.0-1.1; ×1.4
+    at most with the hogs).
+
+    The issue also claims the **client-wide p99** (all calls, ``ClusterView.p99_ms``) stays within 2×
+    of the healthy run's. It does not, and with a pod 10× slower per call it cannot: least_request
+    samples 2 of the 4 pods with replacement (A48), so both samples are pod 2 in 1 pick of 16 and it
+    gets at least 6.25 % of the calls whatever its load, more than the 1 % a p99 leaves out; the p99
+    is then pod 2's 200 ms against the healthy run's 22-26 ms (measured ×7.9-9.1). That check ends
+    the test as an xfail carrying its figures (it passes if the claim ever holds); all before it must hold."""
+    healthy, healthy_p90 = await _steady_run("least_request", slow=False)
+    view, p90 = await _steady_run("least_request", slow=True)
+    calls = [p.calls for p in view.pods]
+    figures = (
+        f"calls {calls}; client-wide p90 {p90:.1f} / p99 {view.p99_ms} ms against the healthy run's"
+        f" {healthy_p90:.1f} / {healthy.p99_ms} ms (calls {[p.calls for p in healthy.pods]})"
+    )
+    print(figures)
+    assert (healthy.ok, healthy.failed) == (N, {}), f"the healthy run failed calls: {figures}"
+    assert (view.ok, view.failed) == (N, {}), figures
+    share = calls[1] / N
+    assert share < 0.10, f"pod 2 share {share:.1%}: {figures}"
+    assert all(n > N / 4 for i, n in enumerate(calls) if i != 1), figures
+    assert p90 <= 2 * healthy_p90, figures
+    ratio = view.p99_ms / healthy.p99_ms
+    if ratio > 2:
+        pytest.xfail(f"client-wide p99 ×{ratio:.1f} the healthy run's, not within 2×: {figures}")
 
 
 async def test_healing_the_slow_pod_gives_it_its_share_back() -> None:
     """set_slow(2, 1) heals: least_request then gives pod 2 about a quarter again (20-30 %)."""
-    async with _cluster("least_request", **SLOW) as cluster:
+    async with _cluster("least_request", service_time=0.01) as cluster:
         cluster.set_slow(2, 10)
         cluster.set_slow(2, 1)
         await fire(cluster, 400, concurrency=32)
