@@ -7,7 +7,7 @@ when it is on. :func:`live_keys` computes those keys from a view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.cluster.view import ClusterView
 
@@ -81,7 +81,7 @@ MAX_CONNECTION_AGE = Listing(
     "the pods send old connections away; the client reconnects",
     (
         "server = Server(options=ServerOptions(",
-        "    max_connection_age=5.0))  # ±10 % per conn",
+        "    max_connection_age={age}))  # ±10 % per conn",
         "def on_age(conn):  # at the pod, conn is old",
         '    conn.send(GOAWAY(2**31 - 1, "max_age"), PING)',
         "    # PING ACK: GOAWAY(last stream); calls finish",
@@ -157,7 +157,10 @@ def listings_for(view: ClusterView) -> tuple[Listing, ...]:
     keys = live_keys(view)
     extra = []
     if "max_age" in keys:
-        extra.append(MAX_CONNECTION_AGE)
+        age = f"{view.max_connection_age:g}"
+        extra.append(
+            replace(MAX_CONNECTION_AGE, lines=tuple(line.replace("{age}", age) for line in MAX_CONNECTION_AGE.lines))
+        )
     if "l7" in keys:
         extra.append(L7_PROXY)
     if "least_request" in keys:

@@ -103,7 +103,7 @@ async def max_age_rotated(pilot: Pilot[None]) -> None:
     await app.cluster.wait_ready()
     await choose(app, pilot, 3)
     cluster = app.cluster
-    await wait_until(lambda: cluster.events.of_kind("goaway"), 5, "the first GOAWAY")
+    await wait_until(lambda: bool(cluster.events.of_kind("goaway")), 5, "the first GOAWAY")
     await cluster.wait_ready()
     await greets(app, pilot, 10)
     freeze_clock(app)

@@ -6,6 +6,8 @@ app's keys and reads the text the widgets render.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from app.cluster import CONFIGURATIONS
@@ -176,9 +178,13 @@ async def test_plus_and_minus_scale_between_one_and_eight_pods() -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         cluster = app.cluster
         await cluster.wait_ready()
+
+        def boxes(n: int) -> Callable[[], bool]:
+            return lambda: len(app.query(PodBox)) == n
+
         for expected in range(5, 9):
             await pilot.press("plus")
-            await wait_until(lambda n=expected: len(app.query(PodBox)) == n, 5, f"{expected} pod boxes")
+            await wait_until(boxes(expected), 5, f"{expected} pod boxes")
         assert len(cluster.pods) == 8
         await pilot.press("plus")  # the ninth is refused, with a word
         await pilot.pause()
@@ -186,7 +192,7 @@ async def test_plus_and_minus_scale_between_one_and_eight_pods() -> None:
         assert any("already runs 8 pods" in str(n.message) for n in app._notifications)
         for expected in range(7, 0, -1):
             await pilot.press("minus")
-            await wait_until(lambda n=expected: len(app.query(PodBox)) == n, 5, f"{expected} pod boxes")
+            await wait_until(boxes(expected), 5, f"{expected} pod boxes")
         await pilot.press("minus")
         await pilot.pause()
         assert len(cluster.pods) == 1
