@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual.binding import Binding
 from textual.widgets import Static
 
 from app.ui import RpcvizApp
@@ -122,7 +123,7 @@ async def test_question_mark_opens_help_generated_from_bindings() -> None:
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
         for binding in RpcvizApp.BINDINGS:
-            assert binding.description in text
+            assert isinstance(binding, Binding) and binding.description in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
