@@ -178,7 +178,8 @@ async def test_least_request_at_300_calls_per_second_routes_around_the_slow_pod(
     samples 2 of the 4 pods with replacement (A48), so both samples are pod 2 in 1 pick of 16 and it
     gets at least 6.25 % of the calls whatever its load, more than the 1 % a p99 leaves out; the p99
     is then pod 2's 200 ms against the healthy run's 22-26 ms (measured ×7.9-9.1). What holds, and is
-    asserted instead: the calls on the healthy pods keep their p99 within 2× of the healthy run's."""
+    asserted instead, is the client-wide p90. (The healthy pods' own p99 mostly stays near the healthy
+    run's too, but not on a busy machine: one loop serves every pod, and 1 % of 280 calls is 3 calls.)"""
     healthy, healthy_p90 = await _steady_run("least_request", slow=False)
     view, p90 = await _steady_run("least_request", slow=True)
     calls = [p.calls for p in view.pods]
@@ -193,8 +194,6 @@ async def test_least_request_at_300_calls_per_second_routes_around_the_slow_pod(
     assert share < 0.10, f"pod 2 share {share:.1%}: {figures}"
     assert all(n > N / 4 for i, n in enumerate(calls) if i != 1), figures
     assert p90 <= 2 * healthy_p90, figures
-    others = [p.p99_ms for p in view.pods if p.index != 2]
-    assert max(others) <= 2 * healthy.p99_ms, f"healthy pods' p99 {others}: {figures}"
 
 
 async def test_healing_the_slow_pod_gives_it_its_share_back() -> None:
