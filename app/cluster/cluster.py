@@ -510,17 +510,7 @@ class Cluster:
                     pod = proxied.get(sc.connection.local_address)
                 else:
                     pod = self._pod_of(sc.address)
-            connections.append(
-                ConnectionView(
-                    state=sc.state.name,
-                    pod=pod,
-                    via_balancer=via_balancer,
-                    calls=sc.stats.calls_succeeded,
-                    retry_in=None if sc.next_attempt_at is None else max(0.0, sc.next_attempt_at - loop_time),
-                    health=sc.health,
-                    connected_at=sc.connected_at,
-                )
-            )
+            connections.append(_connection_view(sc, pod, via_balancer, loop_time))
         resolved = set(channel.addresses) if not via_balancer else None
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
         stats = self.traffic.stats
@@ -572,15 +562,7 @@ class Cluster:
         if self.l7_proxy is None:
             return ()
         return tuple(
-            ConnectionView(
-                state=sc.state.name,
-                pod=self._pod_of(sc.address),
-                via_balancer=False,
-                calls=sc.stats.calls_succeeded,
-                retry_in=None if sc.next_attempt_at is None else max(0.0, sc.next_attempt_at - loop_time),
-                connected_at=sc.connected_at,
-            )
-            for sc in self.l7_proxy.channel.subchannels
+            _connection_view(sc, self._pod_of(sc.address), False, loop_time) for sc in self.l7_proxy.channel.subchannels
         )
 
     def _proxied_pods(self) -> dict[Address, int]:
@@ -593,6 +575,18 @@ class Cluster:
             if pod is not None:
                 result[info.client] = pod
         return result
+
+
+def _connection_view(sc: Subchannel, pod: int | None, via_balancer: bool, loop_time: float) -> ConnectionView:
+    return ConnectionView(
+        state=sc.state.name,
+        pod=pod,
+        via_balancer=via_balancer,
+        calls=sc.stats.calls_succeeded,
+        retry_in=None if sc.next_attempt_at is None else max(0.0, sc.next_attempt_at - loop_time),
+        health=sc.health,
+        connected_at=sc.connected_at,
+    )
 
 
 def _ms(seconds: float) -> float:
