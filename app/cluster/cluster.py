@@ -256,13 +256,16 @@ class Cluster:
         vip = self.proxy or self.l7_proxy
         return vip is not None and channel.target == str(vip.address)
 
-    def _pod_reached(self, channel: Channel, sc: Subchannel) -> int | None:
-        """The pod a subchannel's connection reaches: through the L4 VIP, the one the proxy picked."""
+    def _pod_reached(self, channel: Channel, sc: Subchannel, proxied: dict[Address, int] | None = None) -> int | None:
+        """The pod a subchannel's connection reaches (None while it has none): through the L4 VIP,
+        the one the proxy picked (``proxied``: :meth:`_proxied_pods`, when the caller has it)."""
+        if sc.connection is None:
+            return None
         if not self._via_vip(channel):
             return self._pod_of(sc.address)
-        if sc.connection is None or sc.connection.local_address is None:
+        if sc.connection.local_address is None:
             return None
-        return self._proxied_pods().get(sc.connection.local_address)
+        return (self._proxied_pods() if proxied is None else proxied).get(sc.connection.local_address)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """``listener()`` runs when connections or connectivity change (not per call)."""
@@ -504,13 +507,7 @@ class Cluster:
         proxied = self._proxied_pods()
         connections = []
         for sc in channel.subchannels:
-            pod: int | None = None
-            if sc.connection is not None:
-                if via_balancer and sc.connection.local_address is not None:
-                    pod = proxied.get(sc.connection.local_address)
-                else:
-                    pod = self._pod_of(sc.address)
-            connections.append(_connection_view(sc, pod, via_balancer, loop_time))
+            connections.append(_connection_view(sc, self._pod_reached(channel, sc, proxied), via_balancer, loop_time))
         resolved = set(channel.addresses) if not via_balancer else None
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
         stats = self.traffic.stats

@@ -170,10 +170,8 @@ def listings_for(view: ClusterView) -> tuple[Listing, ...]:
     return (*extra, *LISTINGS)
 
 
-def highlighted(listing: Listing, keys: frozenset[str] | str) -> frozenset[int]:
-    """The lines the live keys (or one policy) run through."""
-    if isinstance(keys, str):
-        keys = frozenset({keys})
+def highlighted(listing: Listing, keys: frozenset[str]) -> frozenset[int]:
+    """The lines the live keys (see :func:`live_keys`) run through."""
     lines: frozenset[int] = frozenset()
     for key in keys:
         lines |= listing.branch.get(key, frozenset())

@@ -15,7 +15,7 @@ from app.scene import LISTINGS, Listing, highlighted, listings_for, live_keys
 _SLOTS = len(LISTINGS) + 4
 
 
-def render_listing(listing: Listing, keys: frozenset[str] | str) -> Text:
+def render_listing(listing: Listing, keys: frozenset[str]) -> Text:
     marked = highlighted(listing, keys)
     text = Text()
     text.append(listing.name, style="bold")
