@@ -9,24 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from app.cluster import MAX_PODS, Cluster, ClusterConfig, ClusterView, configuration
 from app.scene import TITLE as SCENE_TITLE
-from app.widgets.balancer_box import BalancerBox
-from app.widgets.caption import Caption
-from app.widgets.client_box import ClientBox
-from app.widgets.code_panel import CodePanel
+from app.screens.scene import SceneScreen
 from app.widgets.configuration_bar import ConfigurationBar
 from app.widgets.help_screen import HelpScreen
-from app.widgets.pod_grid import PodGrid
 from app.widgets.policy_chip import PolicyChip
-from app.widgets.questions_panel import QuestionsPanel
-from app.widgets.recent_events import RecentEvents
 
 SAMPLE_INTERVAL = 0.1
 #: Unchanged samples before the timer pauses (an idle app costs ~nothing).
@@ -78,33 +70,17 @@ class RpcvizApp(App[None]):
         #: The clock connection ages are read against (tests freeze it for snapshots).
         self.clock: Callable[[], float] = lambda: asyncio.get_running_loop().time()
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield ConfigurationBar(id="configurations")
-        with Horizontal(id="diagram"):
-            yield ClientBox(id="client")
-            yield BalancerBox(id="balancer")
-            with Vertical(id="backends"):
-                yield Static(f"BACKEND PODS · {len(self.cluster.pods)}", id="backends-title")
-                yield PodGrid(len(self.cluster.pods), id="pods")
-        yield Caption(id="caption")
-        yield RecentEvents(id="events")
-        with TabbedContent(id="lower"):
-            with TabPane("Code", id="code-tab"):
-                yield CodePanel(id="code")
-            with TabPane("Questions", id="questions-tab"):
-                yield QuestionsPanel(id="questions")
-        yield Footer(compact=True)
+    def get_default_screen(self) -> SceneScreen:
+        return SceneScreen(len(self.cluster.pods))
+
+    @property
+    def scene(self) -> SceneScreen:
+        """The scene's screen (the default screen: help and other modals stack on it)."""
+        screen = self.screen_stack[0]
+        assert isinstance(screen, SceneScreen)
+        return screen
 
     async def on_mount(self) -> None:
-        self._client = self.query_one(ClientBox)
-        self._balancer = self.query_one(BalancerBox)
-        self._pods = self.query_one(PodGrid)
-        self._caption = self.query_one(Caption)
-        self._code = self.query_one(CodePanel)
-        self._configurations = self.query_one(ConfigurationBar)
-        self._events = self.query_one(RecentEvents)
-        self._backends_title = self.query_one("#backends-title", Static)
         await self.cluster.start("pick_first")
         self.cluster.add_listener(self.wake)
         self._timer = self.set_interval(SAMPLE_INTERVAL, self.sample)
@@ -125,7 +101,7 @@ class RpcvizApp(App[None]):
         view = self.cluster.view()
         if view == self._last:
             if _ages_shown(view):
-                self._balancer.show(view, self.clock())  # the ages tick: keep sampling
+                self.scene.now = self.clock()  # the ages tick: keep sampling
                 return
             self._unchanged += 1
             if self._unchanged >= IDLE_SAMPLES and self._timer is not None:
@@ -133,14 +109,9 @@ class RpcvizApp(App[None]):
             return
         self._unchanged = 0
         self._last = view
-        self._configurations.show(view.configuration)
-        self._client.show(view)
-        self._balancer.show(view, self.clock())
-        self._backends_title.update(f"BACKEND PODS · {len(view.pods)}")
-        self._pods.show(view)
-        self._caption.show(view)
-        self._events.show(view.events)
-        self._code.show(view)
+        scene = self.scene
+        scene.now = self.clock()
+        scene.view = view
 
     @property
     def sampling(self) -> bool:

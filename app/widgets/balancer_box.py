@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.cluster.view import ClusterView
@@ -23,6 +24,10 @@ def path(view: ClusterView) -> str:
 
 
 class BalancerBox(Vertical):
+    view: reactive[ClusterView | None] = reactive(None)
+    #: The clock connection ages are read against.
+    now: reactive[float] = reactive(0.0)
+
     def compose(self) -> ComposeResult:
         yield Static(ROLES["l4"], id="balancer-role")
         yield PolicyChip(id="policy-chip")
@@ -31,6 +36,14 @@ class BalancerBox(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = TITLES["l4"]
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.show(view, self.now)
+
+    def watch_now(self, now: float) -> None:
+        if self.view is not None:
+            self.query_one(ConnectionLines).show(self.view, now)
 
     def show(self, view: ClusterView, now: float) -> None:
         self.border_title = TITLES[view.balancer]

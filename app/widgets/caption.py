@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.cluster.view import ClusterView
@@ -10,6 +11,12 @@ from app.scene import caption, configuration_line
 
 
 class Caption(Static):
+    view: reactive[ClusterView | None] = reactive(None)
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.show(view)
+
     def show(self, view: ClusterView) -> None:
         text = Text()
         text.append(configuration_line(view), style="bold")

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.cluster.view import ClusterView
 
 
 class ClientBox(Static):
+    view: reactive[ClusterView | None] = reactive(None)
+
     def on_mount(self) -> None:
         self.border_title = "gRPC client"
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.show(view)
 
     def show(self, view: ClusterView) -> None:
         conns = view.ready_connections

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.cluster.view import ClusterView
@@ -29,6 +30,8 @@ def render_listing(listing: Listing, keys: frozenset[str]) -> Text:
 
 
 class CodePanel(VerticalScroll):
+    view: reactive[ClusterView | None] = reactive(None)
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._shown: tuple[tuple[Listing, ...], frozenset[str]] | None = None
@@ -36,6 +39,10 @@ class CodePanel(VerticalScroll):
     def compose(self) -> ComposeResult:
         for _ in range(_SLOTS):
             yield Static(classes="listing")
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.show(view)
 
     def show(self, view: ClusterView) -> None:
         shown = (listings_for(view), live_keys(view))

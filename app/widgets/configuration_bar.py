@@ -5,9 +5,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.cluster.configurations import CONFIGURATIONS, Configuration
+from app.cluster.view import ClusterView
 
 
 class ConfigurationChip(Static):
@@ -27,6 +29,8 @@ class ConfigurationChip(Static):
 
 
 class ConfigurationBar(Horizontal):
+    view: reactive[ClusterView | None] = reactive(None)
+
     class Selected(Message):
         """The user picked configuration ``number``."""
 
@@ -40,6 +44,10 @@ class ConfigurationBar(Horizontal):
 
     def on_mount(self) -> None:
         self.show(None)
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.show(view.configuration)
 
     def show(self, live: int | None) -> None:
         for chip in self.query(ConfigurationChip):

@@ -6,6 +6,8 @@ import math
 
 from textual.app import ComposeResult
 from textual.containers import Grid
+from textual.reactive import reactive
+from textual.widgets import Static
 
 from app.cluster.view import ClusterView
 from app.widgets.pod_box import PodBox
@@ -14,7 +16,22 @@ from app.widgets.pod_box import PodBox
 MIN_BOX_WIDTH = 9
 
 
+class BackendsTitle(Static):
+    """``BACKEND PODS · N``."""
+
+    view: reactive[ClusterView | None] = reactive(None)
+
+    def __init__(self, pods: int, **kwargs: object) -> None:
+        super().__init__(f"BACKEND PODS · {pods}", **kwargs)  # type: ignore[arg-type]
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.update(f"BACKEND PODS · {len(view.pods)}")
+
+
 class PodGrid(Grid):
+    view: reactive[ClusterView | None] = reactive(None)
+
     def __init__(self, pods: int, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.pods = pods
@@ -28,6 +45,10 @@ class PodGrid(Grid):
 
     def on_resize(self) -> None:
         self._arrange()
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.show(view)
 
     def show(self, view: ClusterView) -> None:
         boxes = list(self.query(PodBox))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.cluster.events import Event
+from app.cluster.view import ClusterView
 
 #: Events worth the eye: a GOAWAY or a lost connection stands out.
 _STYLE = {"goaway": "bold", "lost": "bold", "configuration": "italic"}
@@ -22,9 +24,15 @@ def render_events(events: tuple[Event, ...]) -> Text:
 
 
 class RecentEvents(Static):
+    view: reactive[ClusterView | None] = reactive(None)
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._events: tuple[Event, ...] = ()
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.show(view.events)
 
     def show(self, events: tuple[Event, ...]) -> None:
         if events != self._events:

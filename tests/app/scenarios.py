@@ -73,7 +73,9 @@ def make_configuration_app(**overrides: object) -> RpcvizApp:
 
 async def choose(app: RpcvizApp, pilot: Pilot[None], number: int) -> None:
     """Click configuration ``number`` in the selector and wait until its connections are READY."""
-    await pilot.click(f"#configuration-{number}")
+    chip = app.query_one(f"#configuration-{number}")
+    await wait_until(lambda: chip.region.width > 0, 5, "the selector to be laid out")
+    await pilot.click(chip)
     await applied(app, number)
 
 

@@ -1,0 +1,1 @@
+"""The app's screens: the scene's diagram (also the replay's stage) and the modal help."""
