@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
         "live from a real gRPC transport. With no command, opens the visualizer.",
     )
     parser.add_argument("--version", action=_Version)
+    parser.add_argument(
+        "--replay", action="store_true", help="open the visualizer with the guided replay of the scene running"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed the L4 balancer's pod choice (default: the scene's, which pins pod #3)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS.values():
         module.add_parser(sub)
@@ -61,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return _run_app()
+        return _run_app(args.replay, args.seed)
     module = COMMANDS[args.command]
     try:
         code: int = asyncio.run(module.run(args))
@@ -73,13 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _run_app() -> int:
+def _run_app(replay: bool, seed: int | None) -> int:
     try:
+        from app.scene import SCENE_SEED
         from app.ui import run_app
     except ImportError:
         print("rpcviz: the visualizer is not built yet; try `rpcviz demo` or `rpcviz serve`", file=sys.stderr)
         return 1
-    return run_app()
+    return run_app(replay=replay, seed=SCENE_SEED if seed is None else seed)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
+from textual.actions import ActionParseResult
 from textual.app import App
 from textual.binding import Binding
 from textual.timer import Timer
 
 from app.cluster import MAX_PODS, Cluster, ClusterConfig, ClusterView, configuration
+from app.replay import Player, Stage
+from app.scene import SCENE_SEED
 from app.scene import TITLE as SCENE_TITLE
 from app.screens.scene import SceneScreen
 from app.widgets.configuration_bar import ConfigurationBar
@@ -30,6 +34,8 @@ STEADY_RATE = 150.0
 #: The app's client re-resolves at most every 10 s (gRPC's DNS resolver: 30 s), so a new pod
 #: joins round_robin within a newcomer's patience; the caption says the figure.
 MIN_RERESOLUTION_INTERVAL = 10.0
+#: How long quitting waits for the pods' and the channel's connections to close.
+STOP_GRACE = 0.3
 
 
 class RpcvizApp(App[None]):
@@ -53,15 +59,34 @@ class RpcvizApp(App[None]):
         *(Binding(str(n), f"pod({n})", "Kill", show=False) for n in range(2, MAX_PODS + 1)),
         Binding("d", "drain", "Drain", show=False, tooltip="then 1-8: pod N reports NOT_SERVING (again: SERVING)"),
         Binding("r", "reset", "Reset", show=False, tooltip="zero every counter"),
+        Binding(
+            "space",
+            "replay_forward",
+            "Replay",
+            key_display="space",
+            tooltip="start the guided replay, or its next step",
+        ),
+        # priority: a focused tab or scroll view would take ← first (check_action lets it through
+        # when no replay runs)
+        Binding("left", "replay_back", "Back", show=False, priority=True, tooltip="the replay's step before"),
+        Binding("backspace", "replay_back", "Back", show=False, priority=True),
+        Binding("escape", "cancel", "Cancel", show=False, tooltip="cancel a pending d or s, or leave the replay"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="this screen"),
         Binding("q", "quit", "Quit", tooltip="stop the cluster and leave"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, config: ClusterConfig | None = None, steady_rate: float = STEADY_RATE) -> None:
+    def __init__(
+        self, config: ClusterConfig | None = None, steady_rate: float = STEADY_RATE, replay: bool = False
+    ) -> None:
         super().__init__()
-        self.cluster = Cluster(config or ClusterConfig(min_reresolution_interval=MIN_RERESOLUTION_INTERVAL))
+        self.cluster = Cluster(
+            config or ClusterConfig(seed=SCENE_SEED, min_reresolution_interval=MIN_RERESOLUTION_INTERVAL)
+        )
         self.steady_rate = steady_rate
+        #: The guided replay (``space`` starts it; ``replay=True`` starts it with the app).
+        self.player = Player(Stage(self.cluster, self._set_steady, len(self.cluster.pods)), on_change=self.wake)
+        self._replay_at_start = replay
         self._last: ClusterView | None = None
         #: `d` or `s` was pressed: the next pod number drains or slows it instead of killing it.
         self._pending: str | None = None
@@ -85,12 +110,27 @@ class RpcvizApp(App[None]):
         self.cluster.add_listener(self.wake)
         self._timer = self.set_interval(SAMPLE_INTERVAL, self.sample)
         self.sample()
+        if self._replay_at_start:
+            self.player.start()
 
     async def on_unmount(self) -> None:
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        await self.cluster.stop()
+        await self.player.close()
+        await self.cluster.stop(grace=STOP_GRACE)
+
+    async def action_quit(self) -> None:
+        """Leave within a second: calls still in flight are cancelled (and counted as CANCELLED), and
+        the terminal says how many."""
+        await self.player.close()
+        cancelled = await self.cluster.traffic.cancel()
+        message = (
+            f"rpcviz: cancelled {cancelled} call{'s' if cancelled != 1 else ''} in flight on quit"
+            if cancelled
+            else None
+        )
+        self.exit(message=message)
 
     # --- sampling -------------------------------------------------------------
 
@@ -99,6 +139,7 @@ class RpcvizApp(App[None]):
         if not self.is_running:
             return  # shutting down: the widgets are going away
         view = self.cluster.view()
+        self.scene.narration = self.player.narration(view)
         if view == self._last:
             if _ages_shown(view):
                 self.scene.now = self.clock()  # the ages tick: keep sampling
@@ -171,7 +212,8 @@ class RpcvizApp(App[None]):
         self.wake()
 
     async def action_pod(self, index: int) -> None:
-        pending, self._pending = self._pending, None
+        pending = self._pending
+        self._set_pending(None)
         if index > len(self.cluster.pods):
             self.notify(f"there is no pod #{index}", severity="warning")
             return
@@ -188,12 +230,53 @@ class RpcvizApp(App[None]):
         self.wake()
 
     def action_drain(self) -> None:
-        self._pending = "drain"
-        self.notify(f"drain which pod? press 1-{len(self.cluster.pods)}")
+        self._set_pending("drain")
 
     def action_slow(self) -> None:
-        self._pending = "slow"
-        self.notify(f"slow down which pod? press 1-{len(self.cluster.pods)}")
+        self._set_pending("slow")
+
+    def _set_pending(self, pending: str | None) -> None:
+        """``d`` or ``s`` waits for a pod number: the header says so until one comes or Esc."""
+        self._pending = pending
+        if pending is None:
+            self.sub_title = SCENE_TITLE
+        else:
+            verb = "drain" if pending == "drain" else "slow down"
+            self.sub_title = f"{verb} which pod? press 1-{len(self.cluster.pods)} · esc cancels"
+
+    async def run_action(self, action: str | ActionParseResult, *args: Any, **kwargs: Any) -> bool:
+        # Any other action cancels a pending d or s (it would otherwise catch a later digit).
+        if self._pending is not None and isinstance(action, str) and not action.startswith(("pod(", "drain", "slow")):
+            self._set_pending(None)
+            if action == "cancel":
+                return True
+        return await super().run_action(action, *args, **kwargs)
+
+    def action_cancel(self) -> None:
+        if self.player.playing:
+            self.player.leave()
+
+    # --- the replay ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "replay_back":
+            return self.player.playing
+        return True
+
+    def action_replay_forward(self) -> None:
+        self.player.forward()
+
+    def action_replay_back(self) -> None:
+        self.player.back()
+
+    def _set_steady(self, on: bool) -> None:
+        """The replay's steps run the app's steady traffic."""
+        traffic = self.cluster.traffic
+        if on and not traffic.steady:
+            traffic.start_steady(self.steady_rate)
+        elif not on and traffic.steady:
+            traffic.stop_steady()
+        self.wake()
 
     def action_help(self) -> None:
         bindings = [active.binding for active in self.screen.active_bindings.values() if active.node is self]
@@ -205,6 +288,7 @@ def _ages_shown(view: ClusterView) -> bool:
     return view.max_connection_age is not None and any(c.connected_at is not None for c in view.connections)
 
 
-def run_app() -> int:
-    RpcvizApp().run()
+def run_app(replay: bool = False, seed: int = SCENE_SEED) -> int:
+    config = ClusterConfig(seed=seed, min_reresolution_interval=MIN_RERESOLUTION_INTERVAL)
+    RpcvizApp(config, replay=replay).run()
     return 0

@@ -152,19 +152,25 @@ class Cluster:
             self.proxy.add_listener(self._changed)
         self.balancer = balancer
 
-    async def stop(self) -> None:
-        await self.traffic.stop()
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop everything: the calls in flight finish first (or, with ``grace``, are cancelled and
+        every connection gets that long to close)."""
+        if grace is None:
+            await self.traffic.stop()
+        else:
+            await self.traffic.cancel()
+        close = 1.0 if grace is None else grace
         if self._channel is not None:
-            await self._channel.close(grace=1.0)
+            await self._channel.close(grace=close)
         for task in list(self._retiring):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.proxy is not None:
             await self.proxy.stop()
         if self.l7_proxy is not None:
-            await self.l7_proxy.stop(grace=1.0)
+            await self.l7_proxy.stop(grace=close)
         for pod in self.pods:
-            await pod.stop(grace=1.0)
+            await pod.stop(grace=close)
         if self.endpoints is not None:
             self.endpoints.unregister()
             self.endpoints = None

@@ -133,6 +133,15 @@ class Traffic:
         async with asyncio.timeout(timeout):
             await self._idle.wait()
 
+    async def cancel(self) -> int:
+        """Stop steady traffic and cancel every call in flight (each ends as CANCELLED); how many were."""
+        self.stop_steady()
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
+
     async def stop(self) -> None:
         """Stop steady traffic and wait for the calls in flight."""
         self.stop_steady()

@@ -9,10 +9,13 @@ from app.scene.listings import LISTINGS, Listing, highlighted, listings_for, liv
 from app.scene.questions import QUESTIONS
 
 TITLE = "Scene 09 · The L4 pinning trap: balance requests, not connections"
+#: The app's default seed: with four pods the L4 balancer's first picks are pod #3, as in the scene.
+SCENE_SEED = 5
 
 __all__ = [
     "LISTINGS",
     "QUESTIONS",
+    "SCENE_SEED",
     "TITLE",
     "Listing",
     "caption",

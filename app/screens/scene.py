@@ -8,21 +8,27 @@ a second copy of the diagram.
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from app.cluster import ClusterView
+from app.replay import Narration
 from app.widgets.balancer_box import BalancerBox
 from app.widgets.caption import Caption
 from app.widgets.client_box import ClientBox
 from app.widgets.code_panel import CodePanel
 from app.widgets.configuration_bar import ConfigurationBar
+from app.widgets.narration_bar import NarrationBar
 from app.widgets.pod_grid import BackendsTitle, PodGrid
 from app.widgets.questions_panel import QuestionsPanel
 from app.widgets.recent_events import RecentEvents
+
+#: Below this the diagram cannot be drawn without clipping: a notice says so instead.
+MIN_WIDTH, MIN_HEIGHT = 80, 24
 
 
 class SceneScreen(Screen[None]):
@@ -30,6 +36,8 @@ class SceneScreen(Screen[None]):
     view: var[ClusterView | None] = var(None)
     #: The clock connection ages are read against (it ticks while ages are shown).
     now: var[float] = var(0.0)
+    #: The replay's narration, or None when no replay runs (the bar then hides).
+    narration: var[Narration | None] = var(None)
 
     def __init__(self, pods: int) -> None:
         super().__init__()
@@ -44,6 +52,7 @@ class SceneScreen(Screen[None]):
             with Vertical(id="backends"):
                 yield BackendsTitle(self._initial_pods, id="backends-title").data_bind(SceneScreen.view)
                 yield PodGrid(self._initial_pods, id="pods").data_bind(SceneScreen.view)
+        yield NarrationBar(id="narration").data_bind(SceneScreen.narration)
         yield Caption(id="caption").data_bind(SceneScreen.view)
         yield RecentEvents(id="events").data_bind(SceneScreen.view)
         with TabbedContent(id="lower"):
@@ -51,4 +60,18 @@ class SceneScreen(Screen[None]):
                 yield CodePanel(id="code").data_bind(SceneScreen.view)
             with TabPane("Questions", id="questions-tab"):
                 yield QuestionsPanel(id="questions")
+        yield Static(id="too-small")
         yield Footer(compact=True)
+
+    def watch_narration(self, narration: Narration | None) -> None:
+        self.set_class(narration is not None, "-replay")
+
+    def on_resize(self, event: events.Resize) -> None:
+        width, height = event.size
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        self.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"The terminal is {width}×{height}: rpcviz needs at least {MIN_WIDTH}×{MIN_HEIGHT}.\n"
+                "Make the window larger (or press q to quit)."
+            )

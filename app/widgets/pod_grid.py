@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.cluster.view import ClusterView
+from app.scene.terms import term
 from app.widgets.pod_box import PodBox
 
 #: Narrowest pod box that still reads "pod #8" and "PINNED" inside its border.
@@ -17,16 +19,23 @@ MIN_BOX_WIDTH = 9
 
 
 class BackendsTitle(Static):
-    """``BACKEND PODS · N``."""
+    """``BACKEND PODS · N``, and the scene's term for what is live (CONNECTION PINNING, ...)."""
 
     view: reactive[ClusterView | None] = reactive(None)
 
     def __init__(self, pods: int, **kwargs: object) -> None:
-        super().__init__(f"BACKEND PODS · {pods}", **kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._pods = pods
 
-    def watch_view(self, view: ClusterView | None) -> None:
-        if view is not None:
-            self.update(f"BACKEND PODS · {len(view.pods)}")
+    def render(self) -> Text:
+        pods = len(self.view.pods) if self.view is not None else self._pods
+        live = term(self.view) if self.view is not None else None
+        text = Text(justify="center", no_wrap=True, overflow="ellipsis")
+        if live is None:
+            return text.append(f"BACKEND PODS · {pods}", style="bold")
+        head = f"BACKEND PODS · {pods} · " if len(live) + 19 <= self.content_size.width else f"{pods} pods · "
+        text.append(head, style="bold")
+        return text.append(f" {live} ", style="reverse bold")
 
 
 class PodGrid(Grid):
