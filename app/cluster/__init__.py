@@ -3,6 +3,7 @@
 from app.cluster.cluster import BALANCERS, MAX_PODS, POLICIES, Cluster, ClusterConfig
 from app.cluster.configurations import CONFIGURATIONS, Configuration, configuration, matching
 from app.cluster.events import Event, EventLog
+from app.cluster.history import History, HistoryView, PodHistory
 from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
 from app.cluster.traffic import Traffic, TrafficStats
@@ -20,8 +21,11 @@ __all__ = [
     "ConnectionView",
     "Event",
     "EventLog",
+    "History",
+    "HistoryView",
     "LoadModel",
     "Pod",
+    "PodHistory",
     "PodView",
     "Traffic",
     "TrafficStats",

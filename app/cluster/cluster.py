@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from app.cluster.configurations import CONFIGURATIONS, Configuration, matching
 from app.cluster.events import EventLog
+from app.cluster.history import History
 from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
 from app.cluster.traffic import Traffic
@@ -92,8 +93,10 @@ class ClusterConfig:
 class Cluster:
     """Start it, pick a policy, fire traffic, read :meth:`view`."""
 
-    def __init__(self, config: ClusterConfig | None = None) -> None:
+    def __init__(self, config: ClusterConfig | None = None, *, history: History | None = None) -> None:
         self.config = config or ClusterConfig()
+        #: Calls/s and latency per second, fed by :meth:`view` (tests inject one with their own clock).
+        self.history = history or History()
         c = self.config
         #: The pods' MAX_CONNECTION_AGE now (configurations 3 and 6 set it, the others clear it).
         self.max_connection_age = c.max_connection_age
@@ -491,6 +494,7 @@ class Cluster:
             pod.reset()
         self._calls_at_switch = [0] * len(self.pods)
         self._goaways_at_reset = sum(pod.goaways for pod in self.pods)
+        self.history.reset()
         if self._channel is not None:
             self._channel.stats.reset()
             for sc in self._channel.subchannels:
@@ -558,6 +562,7 @@ class Cluster:
             events=self.events.recent(EVENTS_IN_VIEW),
             upstream=self._upstream_view(loop_time),
             min_reresolution_interval=self.config.min_reresolution_interval,
+            history=self.history.sample(pods, stats.latency),
         )
 
     def _upstream_view(self, loop_time: float) -> tuple[ConnectionView, ...]:

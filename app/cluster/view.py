@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.cluster.events import Event
+from app.cluster.history import HistoryView
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,8 @@ class ClusterView:
     upstream: tuple[ConnectionView, ...] = ()
     #: How often at most the client re-resolves, seconds.
     min_reresolution_interval: float = 30.0
+    #: Per pod calls/s and latency over the last 60 s, and the busiest pod's share per second.
+    history: HistoryView = field(default_factory=HistoryView)
 
     @property
     def ready_connections(self) -> int:
