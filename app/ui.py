@@ -144,6 +144,8 @@ class RpcvizApp(App[None]):
             if _ages_shown(view):
                 self.scene.now = self.clock()  # the ages tick: keep sampling
                 return
+            if view.history.scrolling:
+                return  # the history still moves (a second completes): keep sampling
             self._unchanged += 1
             if self._unchanged >= IDLE_SAMPLES and self._timer is not None:
                 self._timer.pause()
@@ -279,7 +281,8 @@ class RpcvizApp(App[None]):
         self.wake()
 
     def action_help(self) -> None:
-        bindings = [active.binding for active in self.screen.active_bindings.values() if active.node is self]
+        # every binding, also those inactive now (← only acts during a replay)
+        bindings = [binding for binding in self.BINDINGS if isinstance(binding, Binding)]
         self.push_screen(HelpScreen(bindings))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
@@ -22,6 +22,7 @@ from app.widgets.caption import Caption
 from app.widgets.client_box import ClientBox
 from app.widgets.code_panel import CodePanel
 from app.widgets.configuration_bar import ConfigurationBar
+from app.widgets.history_chart import HistoryChart
 from app.widgets.narration_bar import NarrationBar
 from app.widgets.pod_grid import BackendsTitle, PodGrid
 from app.widgets.questions_panel import QuestionsPanel
@@ -58,6 +59,8 @@ class SceneScreen(Screen[None]):
         with TabbedContent(id="lower"):
             with TabPane("Code", id="code-tab"):
                 yield CodePanel(id="code").data_bind(SceneScreen.view)
+            with TabPane("History", id="history-tab"), VerticalScroll():
+                yield HistoryChart(id="history").data_bind(SceneScreen.view)
             with TabPane("Questions", id="questions-tab"):
                 yield QuestionsPanel(id="questions")
         yield Static(id="too-small")

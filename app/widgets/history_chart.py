@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from app.cluster.history import HistoryView, PodHistory
+from app.cluster.view import ClusterView
 
 _EIGHTHS = " ▁▂▃▄▅▆▇█"
 #: What a second without calls draws on a row's bottom line.
@@ -83,6 +84,12 @@ class HistoryChart(Widget):
     COMPONENT_CLASSES = {"history-chart--header", "history-chart--track", "history-chart--figures"}
 
     history: reactive[HistoryView] = reactive(HistoryView, layout=True)
+    #: The screen's sampled view (data-bound); its history is what this draws.
+    view: reactive[ClusterView | None] = reactive(None)
+
+    def watch_view(self, view: ClusterView | None) -> None:
+        if view is not None:
+            self.history = view.history
 
     def show(self, history: HistoryView) -> None:
         """Take the sampled history (a view equal to the last one changes nothing)."""
