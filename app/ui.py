@@ -190,8 +190,7 @@ class RpcvizApp(App[None]):
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
-        self.notify(f"pod #{pod.index} {'started' if delta > 0 else 'removed'}: {len(self.cluster.pods)} pods")
-        self.wake()
+        self.wake()  # the events row says "pod #5 started: 5 pods" (toasts are kept for refusals)
 
     def action_greet(self) -> None:
         self.cluster.traffic.greet()
@@ -219,16 +218,13 @@ class RpcvizApp(App[None]):
         if index > len(self.cluster.pods):
             self.notify(f"there is no pod #{index}", severity="warning")
             return
+        # The events row says what happened ("pod #3 killed"); toasts are kept for refusals.
         if pending == "drain":
-            draining = self.cluster.toggle_drain(index)
-            self.notify(f"pod #{index} reports {'NOT_SERVING' if draining else 'SERVING'}")
+            self.cluster.toggle_drain(index)
         elif pending == "slow":
-            slow = self.cluster.toggle_slow(index)
-            factor = self.cluster.config.slow_factor
-            self.notify(f"pod #{index} {f'answers {factor:g}× slower' if slow else 'healed'}")
+            self.cluster.toggle_slow(index)
         else:
-            serving = await self.cluster.toggle_pod(index)
-            self.notify(f"pod #{index} {'restarted' if serving else 'killed'}")
+            await self.cluster.toggle_pod(index)
         self.wake()
 
     def action_drain(self) -> None:
