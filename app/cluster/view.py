@@ -19,7 +19,8 @@ class PodView:
     in_flight: int
     #: HTTP/2 connections open at this pod's server.
     connections: int
-    #: Holds the client's only connection (pick_first through the L4 balancer).
+    #: Holds a connection of the client's through the L4 balancer (pick_first: its only one; in a
+    #: pool, one of them).
     pinned: bool
     #: Health reports NOT_SERVING while the server still answers.
     draining: bool = False
@@ -81,7 +82,7 @@ class ClusterView:
     #: Client-wide latency of every call (median, 99th percentile), in ms.
     p50_ms: float = 0.0
     p99_ms: float = 0.0
-    #: The configuration (1-6) the live state is, or None when it is none of them.
+    #: The configuration (1-7) the live state is, or None when it is none of them.
     configuration: int | None = None
     #: MAX_CONNECTION_AGE on the pods, seconds, or None.
     max_connection_age: float | None = None
@@ -91,6 +92,8 @@ class ClusterView:
     upstream: tuple[ConnectionView, ...] = ()
     #: How often at most the client re-resolves, seconds.
     min_reresolution_interval: float = 30.0
+    #: The client's channels: 1, or the pool's size (configuration 7); ``connections`` lists every one's.
+    channels: int = 1
 
     @property
     def ready_connections(self) -> int:

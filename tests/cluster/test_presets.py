@@ -10,11 +10,11 @@ from app.cluster import CONFIGURATIONS, Cluster, ClusterConfig, EventLog, config
 from tests.helpers import FAST_BACKOFF
 
 
-def test_six_presets_numbered_in_order_with_one_line_explanations() -> None:
-    assert [c.number for c in CONFIGURATIONS] == [1, 2, 3, 4, 5, 6]
+def test_seven_presets_numbered_in_order_with_one_line_explanations() -> None:
+    assert [c.number for c in CONFIGURATIONS] == [1, 2, 3, 4, 5, 6, 7]
     assert all(len(c.explanation) <= 78 for c in CONFIGURATIONS), [len(c.explanation) for c in CONFIGURATIONS]
-    with pytest.raises(ValueError, match="no configuration 7"):
-        configuration(7)
+    with pytest.raises(ValueError, match="no configuration 8"):
+        configuration(8)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,19 @@ def test_six_presets_numbered_in_order_with_one_line_explanations() -> None:
 )
 def test_matching(policy: str, balancer: str, age: bool, slow: frozenset[int], expected: int | None) -> None:
     found = matching(policy, balancer, age, slow)
+    assert (found.number if found else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("policy", "balancer", "age", "expected"),
+    [
+        ("pick_first", "l4", False, 7),
+        ("pick_first", "l4", True, None),  # a pool with MAX_CONNECTION_AGE is no preset
+        ("pick_first", "l7", False, None),
+    ],
+)
+def test_matching_a_pool(policy: str, balancer: str, age: bool, expected: int | None) -> None:
+    found = matching(policy, balancer, age, frozenset(), pooled=True)
     assert (found.number if found else None) == expected
 
 
