@@ -2,8 +2,9 @@
 
 A configuration is a preset of the live cluster: the client's policy, what the
 VIP is, MAX_CONNECTION_AGE on the pods, which pod is slow, how many pods run,
-and whether the client is a pool of channels. :func:`matching` names the preset the live state is, whatever keys led
-there (``p`` in configuration 3 gives configuration 6's state).
+and whether the client is one channel or a pool of them. :func:`matching` names
+the preset the live state is, whatever keys led there (``p`` in configuration 3
+gives configuration 6's state).
 """
 
 from __future__ import annotations

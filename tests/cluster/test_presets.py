@@ -94,3 +94,29 @@ async def test_apply_switches_the_vip_and_back_losing_no_call() -> None:
         ]
     finally:
         await cluster.stop()
+
+
+@pytest.mark.parametrize("number", [4, 1])
+async def test_view_while_a_new_vip_starts_does_not_raise(number: int) -> None:
+    """The app samples ``view()`` every 0.1 s, also while ``apply`` awaits the new VIP's start: a VIP
+    that is not listening yet is not the cluster's VIP (a sampler once crashed on the L7 proxy's address)."""
+    cluster = Cluster(ClusterConfig(seed=1, backoff=FAST_BACKOFF))
+    await cluster.start("pick_first")
+    try:
+        await cluster.wait_ready()
+        if number == 1:  # from the L7 proxy back to a new L4 one
+            await cluster.apply(configuration(4))
+        applying = asyncio.ensure_future(cluster.apply(configuration(number)))
+        views = 0
+        for _ in range(10_000):
+            if applying.done():
+                break
+            cluster.view()
+            views += 1
+            await asyncio.sleep(0)
+        await applying
+        assert views >= 1
+        live = cluster.configuration
+        assert live is not None and live.number == number
+    finally:
+        await cluster.stop()
