@@ -16,7 +16,7 @@ from textual.widgets import Footer
 
 from app.cluster import Cluster, ClusterConfig, configuration
 from app.scene.chat import PROMPT, QUESTIONS, question
-from app.widgets.chat_panel import KEEP_MESSAGES, NOT_STARTED, ChatMessage, ChatPanel, QuestionChip, ShowMeChip
+from app.widgets.chat_panel import KEEP_MESSAGES, NOT_STARTED, ChatPanel, QuestionChip, ShowMeChip
 from tests.helpers import FAST_BACKOFF, wait_until
 
 #: Seeded, no service time, fast reconnects: the same pods and counts on every run.
@@ -156,7 +156,7 @@ async def test_every_question_pinned_answers_with_the_pinned_pod_and_its_calls()
             "kubernetes": f"with 4 pods behind it, and it sent this client's connection to pod #{pinned}.",
             "pod-dies": "All 4 pods serve right now",
             "cost": "4 pods × 1,000 clients is 4,000 connections",
-            "slow-pod": f"No pod is slow right now: the calls' p99 is ",
+            "slow-pod": "No pod is slow right now: the calls' p99 is ",
         }
         assert set(expected) == {q.key for q in QUESTIONS}
         for n, q in enumerate(QUESTIONS, 1):
@@ -247,7 +247,7 @@ async def test_show_me_by_click_and_by_enter_on_the_chip() -> None:
         # keyboard: the latest answer's chip is the next focus after the last question
         chip = list(app.query(ShowMeChip))[-1]
         assert str(chip.render()) == "▶ show me: configuration 3 (max age)"
-        assert not list(app.query(ShowMeChip))[0].can_focus  # the older one is off the keyboard path
+        assert not next(iter(app.query(ShowMeChip))).can_focus  # the older one is off the keyboard path
         panel(app).query(QuestionChip).last().focus()
         await pilot.press("tab")
         assert app.focused is chip
@@ -308,7 +308,7 @@ async def test_pod_dies_or_drains_answers_from_the_live_pods() -> None:
         await fire(app, pilot, 9)
         await ask_by_keyboard(pilot, "pod-dies")
         answer = last_answer(app)
-        assert f"round_robin skips it: its subchannel is not READY." in answer, answer
+        assert "round_robin skips it: its subchannel is not READY." in answer, answer
         assert f"3 READY connections, one per pod it resolved (skipping #{pinned})" in answer, answer
         assert (sorted(spread(app).split("/"))) == ["0", "3", "3", "3"]
 

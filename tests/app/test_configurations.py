@@ -162,6 +162,29 @@ async def test_configuration_5_slow_pod_badge_and_s_toggles_slowness() -> None:
         assert "SLOW" not in screen_text(app)
 
 
+async def test_configuration_7_draws_every_pooled_connection_and_says_where_each_went() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        cluster = app.cluster
+        await cluster.wait_ready()
+        await choose(app, pilot, 7)
+        for _ in range(20):
+            await pilot.press("g")
+        await settle(app, pilot)
+        view = cluster.view()
+        reached = [c.pod for c in view.connections]
+        assert len(reached) == 4 and None not in reached, view.connections
+        lines = str(app.query_one("#connection-lines").render()).splitlines()
+        assert lines == [f"conn {i} ━━▶ pod #{pod}" for i, pod in enumerate(reached, 1)], lines
+        listed = " ".join(f"#{pod}" for pod in sorted(p for p in reached if p is not None))
+        caption = " ".join(caption_lines(app))
+        assert f"4 HTTP/2 connections through the VIP; the L4 LB sent them to {listed}" in caption, caption
+        assert "each greet rides the next connection: " + "/".join(map(str, pod_calls(app))) in caption, caption
+        text = screen_text(app)
+        assert "4 × pick_first" in text and "4 channels → VIP" in text and "4 HTTP/2 conns" in text
+        assert sum(pod_calls(app)) == 20 and cluster.traffic.stats.failed_total == 0
+
+
 async def test_s_then_a_missing_pod_warns_and_changes_nothing() -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
