@@ -20,6 +20,7 @@ from app.replay import Player, Stage
 from app.scene import SCENE_SEED
 from app.scene import TITLE as SCENE_TITLE
 from app.screens.scene import SceneScreen
+from app.widgets.chat_panel import ChatPanel
 from app.widgets.configuration_bar import ConfigurationBar
 from app.widgets.help_screen import HelpScreen
 from app.widgets.policy_chip import PolicyChip
@@ -48,7 +49,9 @@ class RpcvizApp(App[None]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     BINDINGS = [
         Binding("p", "toggle_policy", "Policy", tooltip="switch pick_first / round_robin (or click the chip)"),
-        Binding("m", "next_configuration", "Config", tooltip="the next of the six configurations (or click one above)"),
+        Binding(
+            "m", "next_configuration", "Config", tooltip="the next of the seven configurations (or click one above)"
+        ),
         Binding("g", "greet", "Greet", tooltip='fire one greet("Ada")'),
         Binding("b", "burst", "Burst", tooltip=f"fire {BURST} greets at once"),
         Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_RATE:g} greets per second"),
@@ -186,7 +189,7 @@ class RpcvizApp(App[None]):
 
     async def action_scale(self, delta: int) -> None:
         try:
-            pod = await (self.cluster.add_pod() if delta > 0 else self.cluster.remove_pod())
+            await (self.cluster.add_pod() if delta > 0 else self.cluster.remove_pod())
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
@@ -253,6 +256,13 @@ class RpcvizApp(App[None]):
     def action_cancel(self) -> None:
         if self.player.playing:
             self.player.leave()
+
+    def action_chat(self) -> None:
+        self.scene.focus_chat()
+
+    async def on_chat_panel_show_me(self, message: ChatPanel.ShowMe) -> None:
+        await self.cluster.apply(configuration(message.configuration))
+        self.wake()
 
     # --- the replay ---------------------------------------------------------------
 

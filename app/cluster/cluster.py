@@ -1,4 +1,5 @@
-"""The world the visualizer shows: four Greeter pods, a balancer (the VIP), one client.
+"""The world the visualizer shows: four Greeter pods, a balancer (the VIP), one client
+(one channel, or a pool of them: configuration 7).
 
 Everything runs in-process on one event loop, on 127.0.0.1, and every figure
 comes from the real servers', proxy's and subchannels' counters.
@@ -109,12 +110,16 @@ class Cluster:
         self._retiring: set[asyncio.Task[None]] = set()
         #: What happened, in order (connections, GOAWAYs, re-resolutions, pods, switches).
         self.events = EventLog()
-        #: The pod each of the current channel's subchannels reached when it became READY.
+        #: The pod each of the current channels' subchannels reached when it became READY.
         self._subchannel_pods: dict[Subchannel, int | None] = {}
         self._goaways_at_reset = 0
         self.policy = "pick_first"
-        self._channel: Channel | None = None
-        self.traffic = Traffic(lambda: self.channel, timeout=c.call_timeout)
+        #: The client's channels: one, or (``pooled``) a pool of pick_first channels through the VIP,
+        #: one per pod when dialled, that calls rotate over (configuration 7).
+        self._channels: tuple[Channel, ...] = ()
+        self.pooled = False
+        self._rotation = 0
+        self.traffic = Traffic(self._next_channel, timeout=c.call_timeout)
         self._listeners: list[Callable[[], None]] = []
         #: Each pod's OK count when the policy last changed (or counters were reset).
         self._calls_at_switch = [0] * len(self.pods)
@@ -133,7 +138,7 @@ class Cluster:
             self.endpoints = Endpoints.register(self.endpoints_name, addresses)
         await self._start_vip(self.balancer)
         self.policy = self._check(policy)
-        self._channel = self.dial(policy)
+        self._channels = self._dial_client(policy)
 
     async def _start_vip(self, balancer: str) -> None:
         """Start the VIP: an L4 proxy over the pods' addresses, or an L7 proxy whose own channel
@@ -145,14 +150,18 @@ class Cluster:
                 seed=self.config.seed,
                 min_reresolution_interval=self.config.min_reresolution_interval,
             )
-            self.l7_proxy = L7Proxy(self.endpoints.target, "round_robin", channel_options=upstream)
-            await self.l7_proxy.start()
-            self.l7_proxy.add_listener(self._l7_event)
+            # it becomes the VIP once it listens: view() may run while it starts
+            l7 = L7Proxy(self.endpoints.target, "round_robin", channel_options=upstream)
+            await l7.start()
+            l7.add_listener(self._l7_event)
+            self.l7_proxy = l7
         else:
             addresses = [pod.address for pod in self.pods]
-            self.proxy = L4Proxy(addresses, strategy=self.config.balancer_strategy, seed=self.config.seed)
-            await self.proxy.start()
-            self.proxy.add_listener(self._changed)
+            l4 = L4Proxy(addresses, strategy=self.config.balancer_strategy, seed=self.config.seed)
+            await l4.start()
+            l4.add_listener(self._changed)
+            self.proxy = l4
+            self._set_l4_backends()  # a pod added while it started
         self.balancer = balancer
 
     async def stop(self, grace: float | None = None) -> None:
@@ -163,8 +172,7 @@ class Cluster:
         else:
             await self.traffic.cancel()
         close = 1.0 if grace is None else grace
-        if self._channel is not None:
-            await self._channel.close(grace=close)
+        await asyncio.gather(*(channel.close(grace=close) for channel in self._channels))
         for task in list(self._retiring):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -189,9 +197,28 @@ class Cluster:
 
     @property
     def channel(self) -> Channel:
-        if self._channel is None:
+        """The client's channel (the first of the pool, when it is one)."""
+        return self.channels[0]
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        """Every channel of the client: one, or the pool's (configuration 7)."""
+        if not self._channels:
             raise RuntimeError("the cluster is not started")
-        return self._channel
+        return self._channels
+
+    def _next_channel(self) -> Channel:
+        """The channel the next call rides: the only one, or the pool's next (as a channel pool rotates)."""
+        channels = self.channels
+        channel = channels[self._rotation % len(channels)]
+        self._rotation += 1
+        return channel
+
+    def _dial_client(self, policy: str) -> tuple[Channel, ...]:
+        """The client's channels: a pool of one pick_first channel per pod when ``pooled``, else one."""
+        size = len(self.pods) if self.pooled and policy == "pick_first" else 1
+        self._rotation = 0
+        return tuple(self.dial(policy) for _ in range(size))
 
     def dial(self, policy: str) -> Channel:
         """The scene's ``Channel.dial``: what the client resolves depends on the policy."""
@@ -215,11 +242,11 @@ class Cluster:
         return channel
 
     def _channel_event(self, channel: Channel, kind: str, data: Any) -> None:
-        """Record what the current channel reports (an old one draining is not news), then wake the UI."""
-        if channel is self._channel:
+        """Record what the current channels report (an old one draining is not news), then wake the UI."""
+        if channel in self._channels:
             if kind == "subchannel_state":
                 self._subchannel_changed(channel, *data)
-            elif kind == "resolved":
+            elif kind == "resolved" and channel is self._channels[0]:  # a pool's channels resolve alike
                 self._resolved(channel, data)
             elif kind == "resolution_failed":
                 self.events.add("resolve", f"resolving failed: {data}")
@@ -228,7 +255,7 @@ class Cluster:
     def _subchannel_changed(
         self, channel: Channel, sc: Subchannel, old: ConnectivityState, new: ConnectivityState
     ) -> None:
-        number = channel.subchannels.index(sc) + 1 if sc in channel.subchannels else 0
+        number = self._connection_number(sc)
         if new is ConnectivityState.READY:
             pod = self._pod_reached(channel, sc)
             self._subchannel_pods[sc] = pod
@@ -250,6 +277,11 @@ class Cluster:
             self._subchannel_pods.pop(sc, None)
             where = f"pod #{pod}" if pod is not None else "the VIP"
             self.events.add("lost", f"conn {number} to {where}: TRANSIENT_FAILURE")
+
+    def _connection_number(self, sc: Subchannel) -> int:
+        """``conn N``: the subchannel's place among every current channel's (0 if it is none of them)."""
+        subchannels = [each for channel in self._channels for each in channel.subchannels]
+        return subchannels.index(sc) + 1 if sc in subchannels else 0
 
     def _resolved(self, channel: Channel, addresses: list[Address]) -> None:
         first = channel.stats.resolutions <= 1
@@ -306,18 +338,20 @@ class Cluster:
         self._changed()
 
     def _redial(self, policy: str, retired_vip: L4Proxy | L7Proxy | None = None) -> None:
-        old = self.channel
+        old = self.channels
         self.policy = policy
+        if policy != "pick_first":
+            self.pooled = False  # the pool is pick_first channels through the VIP
         self._calls_at_switch = [pod.calls_ok for pod in self.pods]
         self._subchannel_pods.clear()
-        self._channel = self.dial(policy)
+        self._channels = self._dial_client(policy)
         self._retire(old, retired_vip)
 
-    def _retire(self, channel: Channel, vip: L4Proxy | L7Proxy | None) -> None:
-        """Close an old channel once its calls finish, then the VIP it went through."""
+    def _retire(self, channels: tuple[Channel, ...], vip: L4Proxy | L7Proxy | None) -> None:
+        """Close old channels once their calls finish, then the VIP they went through."""
 
         async def retire() -> None:
-            await channel.close(grace=None)
+            await asyncio.gather(*(channel.close(grace=None) for channel in channels))
             if vip is not None:
                 await vip.stop(grace=1.0)
 
@@ -331,12 +365,12 @@ class Cluster:
     def configuration(self) -> Configuration | None:
         """The preset the live state is (see :func:`matching`), or None."""
         slow = frozenset(pod.index for pod in self.pods if pod.load_model.slow_factor != 1)
-        return matching(self.policy, self.balancer, self.max_connection_age is not None, slow)
+        return matching(self.policy, self.balancer, self.max_connection_age is not None, slow, self.pooled)
 
     async def apply(self, configuration: Configuration) -> None:
         """Make the cluster run ``configuration``: the VIP, the pods' MAX_CONNECTION_AGE, the slow
-        pod and the pod count it names, then a freshly dialled client (its old channel and VIP
-        close once their calls finish: nothing fails)."""
+        pod and the pod count it names, then a freshly dialled client, one channel or a pool of one
+        per pod running now (its old channels and VIP close once their calls finish: nothing fails)."""
         c = self.config
         self.events.add("configuration", f"configuration {configuration.number}: {configuration.title}")
         self._set_max_connection_age(c.configuration_age if configuration.max_connection_age else None)
@@ -347,6 +381,7 @@ class Cluster:
             retired = self.proxy or self.l7_proxy
             self.proxy = self.l7_proxy = None
             await self._start_vip(configuration.balancer)
+        self.pooled = configuration.pooled
         self._redial(configuration.policy, retired)
         self._changed()
         if configuration.pods is not None:
@@ -463,14 +498,20 @@ class Cluster:
         return self.policy
 
     async def wait_ready(self, timeout: float = 5.0) -> None:
-        """Wait until every subchannel the policy wants is READY (1, or one per resolved pod); an IDLE channel is
-        asked to connect first (pick_first waits for a call after losing its connection)."""
-        channel = self.channel
-        channel.connect()
+        """Wait until every subchannel the policy wants is READY (1 per channel of the client, or one per
+        resolved pod); an IDLE channel is asked to connect first (pick_first waits for a call after losing
+        its connection)."""
+        channels = self.channels
+        for channel in channels:
+            channel.connect()
         l7 = self.l7_proxy
+
+        def ready(channel: Channel) -> bool:
+            return sum(sc.state is ConnectivityState.READY for sc in channel.subchannels) >= self._wanted(channel)
+
         async with asyncio.timeout(timeout):
             # every pod it has resolved (pods started since are not its business until it re-resolves)
-            while sum(sc.state is ConnectivityState.READY for sc in channel.subchannels) < self._wanted(channel):
+            while not all(map(ready, channels)):
                 await asyncio.sleep(0.005)
             # the L7 proxy balances over the pods it has connected to: wait for all of them
             while l7 is not None and l7.ready_backends() < len(l7.channel.addresses):
@@ -495,9 +536,9 @@ class Cluster:
         self._calls_at_switch = [0] * len(self.pods)
         self._goaways_at_reset = sum(pod.goaways for pod in self.pods)
         self.history.reset()
-        if self._channel is not None:
-            self._channel.stats.reset()
-            for sc in self._channel.subchannels:
+        for channel in self._channels:
+            channel.stats.reset()
+            for sc in channel.subchannels:
                 sc.stats.reset()
         if self.proxy is not None:
             for backend in self.proxy.backends:
@@ -515,9 +556,11 @@ class Cluster:
         loop_time = asyncio.get_running_loop().time()
         via_balancer = self._via_vip(channel)
         proxied = self._proxied_pods()
-        connections = []
-        for sc in channel.subchannels:
-            connections.append(_connection_view(sc, self._pod_reached(channel, sc, proxied), via_balancer, loop_time))
+        connections = [
+            _connection_view(sc, self._pod_reached(each, sc, proxied), via_balancer, loop_time)
+            for each in self.channels
+            for sc in each.subchannels
+        ]
         resolved = set(channel.addresses) if not via_balancer else None
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
         stats = self.traffic.stats
@@ -552,7 +595,7 @@ class Cluster:
             connections=tuple(connections),
             pods=pods,
             balancer=self.balancer,
-            client_connections_opened=sum(sc.stats.connects for sc in channel.subchannels),
+            client_connections_opened=sum(sc.stats.connects for each in self.channels for sc in each.subchannels),
             goaways=sum(pod.goaways for pod in self.pods) - self._goaways_at_reset,
             resolutions=channel.stats.resolutions,
             p50_ms=_ms(stats.latency_all.percentile(50)),
@@ -563,6 +606,7 @@ class Cluster:
             upstream=self._upstream_view(loop_time),
             min_reresolution_interval=self.config.min_reresolution_interval,
             history=self.history.sample(pods, stats.latency),
+            channels=len(self.channels),
         )
 
     def _upstream_view(self, loop_time: float) -> tuple[ConnectionView, ...]:

@@ -1,9 +1,10 @@
-"""The six configurations a newcomer switches between: the trap, and the answers real teams use.
+"""The seven configurations a newcomer switches between: the trap, and the answers real teams use.
 
 A configuration is a preset of the live cluster: the client's policy, what the
-VIP is, MAX_CONNECTION_AGE on the pods, which pod is slow, and how many pods
-run. :func:`matching` names the preset the live state is, whatever keys led
-there (``p`` in configuration 3 gives configuration 6's state).
+VIP is, MAX_CONNECTION_AGE on the pods, which pod is slow, how many pods run,
+and whether the client is one channel or a pool of them. :func:`matching` names
+the preset the live state is, whatever keys led there (``p`` in configuration 3
+gives configuration 6's state).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class Configuration:
     slow_pod: int | None = None
     #: Pods the configuration scales to when chosen, or None to keep what runs.
     pods: int | None = None
+    #: The client is a pool of pick_first channels through the VIP, one per pod (calls rotate
+    #: over them), instead of one channel.
+    pooled: bool = False
 
 
 CONFIGURATIONS = (
@@ -87,6 +91,15 @@ CONFIGURATIONS = (
         max_connection_age=True,
         pods=6,
     ),
+    Configuration(
+        7,
+        "N conns",
+        "L4 VIP + a pool of pick_first channels, one per pod",
+        "N connections; the L4 LB picks a pod per connection: one may get 2, one none.",
+        "a channel pool (N grpc channels, calls rotate over them) dialling the ClusterIP Service or an NLB",
+        "pick_first",
+        pooled=True,
+    ),
 )
 
 
@@ -97,11 +110,14 @@ def configuration(number: int) -> Configuration:
     return CONFIGURATIONS[number - 1]
 
 
-def matching(policy: str, balancer: str, max_connection_age: bool, slow_pods: frozenset[int]) -> Configuration | None:
+def matching(
+    policy: str, balancer: str, max_connection_age: bool, slow_pods: frozenset[int], pooled: bool = False
+) -> Configuration | None:
     """The preset the live state is, or None (say, round_robin with a slow pod).
 
     The VIP counts only under pick_first (the other policies bypass it), and the
-    number of pods never counts (``+`` in configuration 1 is still the trap)."""
+    number of pods never counts (``+`` in configuration 1 is still the trap, and
+    configuration 7's pool keeps its size)."""
     for candidate in CONFIGURATIONS:
         slow = frozenset() if candidate.slow_pod is None else frozenset({candidate.slow_pod})
         if (
@@ -109,6 +125,7 @@ def matching(policy: str, balancer: str, max_connection_age: bool, slow_pods: fr
             and (policy != "pick_first" or candidate.balancer == balancer)
             and candidate.max_connection_age == max_connection_age
             and slow == slow_pods
+            and candidate.pooled == pooled
         ):
             return candidate
     return None

@@ -20,7 +20,8 @@ class PodView:
     in_flight: int
     #: HTTP/2 connections open at this pod's server.
     connections: int
-    #: Holds the client's only connection (pick_first through the L4 balancer).
+    #: Holds a connection of the client's through the L4 balancer (pick_first: its only one; in a
+    #: pool, one of them).
     pinned: bool
     #: Health reports NOT_SERVING while the server still answers.
     draining: bool = False
@@ -82,7 +83,7 @@ class ClusterView:
     #: Client-wide latency of every call (median, 99th percentile), in ms.
     p50_ms: float = 0.0
     p99_ms: float = 0.0
-    #: The configuration (1-6) the live state is, or None when it is none of them.
+    #: The configuration (1-7) the live state is, or None when it is none of them.
     configuration: int | None = None
     #: MAX_CONNECTION_AGE on the pods, seconds, or None.
     max_connection_age: float | None = None
@@ -94,6 +95,8 @@ class ClusterView:
     min_reresolution_interval: float = 30.0
     #: Per pod calls/s and latency over the last 60 s, and the busiest pod's share per second.
     history: HistoryView = field(default_factory=HistoryView)
+    #: The client's channels: 1, or the pool's size (configuration 7); ``connections`` lists every one's.
+    channels: int = 1
 
     @property
     def ready_connections(self) -> int:

@@ -36,6 +36,8 @@ def caption(view: ClusterView) -> str:
 
 
 def _pinned_caption(view: ClusterView) -> str:
+    if view.channels > 1:
+        return _pool_caption(view)
     pod = view.pinned_pod
     if pod is None:
         return "One HTTP/2 connection to the VIP, not connected yet — the L4 LB will pick a pod."
@@ -48,6 +50,21 @@ def _pinned_caption(view: ClusterView) -> str:
     if not view.fired:
         return f'One HTTP/2 connection pinned to pod #{pod} — press g and every greet("Ada") lands there.'
     return f'One HTTP/2 connection pinned to pod #{pod} — every greet("Ada") lands there.'
+
+
+def _pool_caption(view: ClusterView) -> str:
+    """A pool of pick_first channels through the L4 VIP: which pods the L4 LB sent their connections to."""
+    reached = sorted(c.pod for c in view.connections if c.state == "READY" and c.pod is not None)
+    if not reached:
+        return f"{view.channels} channels to the VIP, not connected yet — the L4 LB will pick a pod for each."
+    dark = [f"#{p.index}" for p in view.pods if p.index not in reached]
+    text = f"{len(reached)} HTTP/2 connections through the VIP; the L4 LB sent them to {' '.join(f'#{p}' for p in reached)}"
+    if dark:
+        text += f", none to {', '.join(dark)}"
+    if not view.fired:
+        return text + " — each greet will ride the next connection."
+    spread = "/".join(str(p.calls_since_switch) for p in view.pods)
+    return text + f" — each greet rides the next connection: {spread}."
 
 
 def _l7_caption(view: ClusterView) -> str:

@@ -19,13 +19,13 @@ from app.cluster import ClusterView
 from app.replay import Narration
 from app.widgets.balancer_box import BalancerBox
 from app.widgets.caption import Caption
+from app.widgets.chat_panel import ChatPanel
 from app.widgets.client_box import ClientBox
 from app.widgets.code_panel import CodePanel
 from app.widgets.configuration_bar import ConfigurationBar
 from app.widgets.history_chart import HistoryChart
 from app.widgets.narration_bar import NarrationBar
 from app.widgets.pod_grid import BackendsTitle, PodGrid
-from app.widgets.questions_panel import QuestionsPanel
 from app.widgets.recent_events import RecentEvents
 
 #: Below this the diagram cannot be drawn without clipping: a notice says so instead.
@@ -61,10 +61,15 @@ class SceneScreen(Screen[None]):
                 yield CodePanel(id="code").data_bind(SceneScreen.view)
             with TabPane("History", id="history-tab"), VerticalScroll():
                 yield HistoryChart(id="history").data_bind(SceneScreen.view)
-            with TabPane("Questions", id="questions-tab"):
-                yield QuestionsPanel(id="questions")
+            with TabPane("Chat", id="chat-tab"):
+                yield ChatPanel(id="chat").data_bind(SceneScreen.view)
         yield Static(id="too-small")
         yield Footer(compact=True)
+
+    def focus_chat(self) -> None:
+        """Open the chat tab and focus its first question."""
+        self.query_one(TabbedContent).active = "chat-tab"
+        self.query_one(ChatPanel).focus_questions()
 
     def watch_narration(self, narration: Narration | None) -> None:
         self.set_class(narration is not None, "-replay")

@@ -20,6 +20,8 @@ def path(view: ClusterView) -> str:
         return "client → pods direct"
     if view.balancer == "l7":
         return "client → L7 → pods"
+    if view.channels > 1:
+        return f"{view.channels} channels → VIP"
     return "client → VIP → 1 pod"
 
 

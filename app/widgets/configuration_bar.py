@@ -19,9 +19,10 @@ class ConfigurationChip(Static):
         self.tooltip = f"{configuration.number} · {configuration.title}: {configuration.explanation}"
 
     def show(self, live: bool) -> None:
-        # "▶" marks the live one without colour.
+        # "▶" marks the live one without colour; the mark's column also parts a chip from the one before
+        # (no trailing space: seven chips fit 80 columns).
         mark = "▶" if live else " "
-        self.update(f"{mark}{self.configuration.number} {self.configuration.name} ")
+        self.update(f"{mark}{self.configuration.number} {self.configuration.name}")
         self.set_class(live, "-live")
 
     def on_click(self) -> None:

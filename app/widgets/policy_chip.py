@@ -10,7 +10,9 @@ from app.cluster.view import ClusterView
 
 def chip_text(view: ClusterView) -> str:
     if view.policy == "pick_first":
-        return "pick_first → L7 picks per call" if view.balancer == "l7" else "pick_first → pinned to 1 pod"
+        if view.balancer == "l7":
+            return "pick_first → L7 picks per call"
+        return f"{view.channels} × pick_first" if view.channels > 1 else "pick_first → pinned to 1 pod"
     if view.policy == "round_robin":
         return "round_robin → one pick per call"
     return "least_request → less busy of 2"

@@ -1,4 +1,4 @@
-"""The six configurations in the app: keys and clicks switch them, and the screen says what runs.
+"""The seven configurations in the app: keys and clicks switch them, and the screen says what runs.
 
 Each test drives the real in-process cluster (pods, proxies, sockets on 127.0.0.1) through the
 app's keys and reads the text the widgets render.
@@ -31,7 +31,7 @@ def caption_lines(app: RpcvizApp) -> list[str]:
     return str(app.query_one("#caption").render()).splitlines()
 
 
-async def test_m_cycles_the_six_configurations_and_the_screen_names_each() -> None:
+async def test_m_cycles_the_seven_configurations_and_the_screen_names_each() -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         cluster = app.cluster
@@ -48,8 +48,23 @@ async def test_m_cycles_the_six_configurations_and_the_screen_names_each() -> No
             box = app.query_one(BalancerBox)
             assert box.border_title == ("L7 proxy (Envoy)" if expected.balancer == "l7" else "L4 LB (ELB/nginx)")
             assert cluster.policy == expected.policy
-        # m from 6 went back to 1: the trap again, and every call ever fired ended
+            if expected.pooled:  # a pick_first channel per pod, each through the VIP
+                view = cluster.view()
+                assert view.ready_connections == len(cluster.pods) == view.channels, view.connections
+        # m from 7 went back to 1: the trap again, and every call ever fired ended
         assert cluster.traffic.stats.failed_total == 0
+
+
+async def test_every_configuration_chip_fits_80_columns() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.cluster.wait_ready()
+        await settle(app, pilot)
+        chips = list(app.query(ConfigurationChip))
+        assert [chip.configuration.number for chip in chips] == [c.number for c in CONFIGURATIONS]
+        rights = [chip.region.right for chip in chips]
+        assert all(chip.region.width == len(str(chip.render())) for chip in chips), [c.region for c in chips]
+        assert rights == sorted(rights) and rights[-1] <= 80, rights
 
 
 async def test_clicking_a_configuration_applies_it() -> None:
@@ -145,6 +160,29 @@ async def test_configuration_5_slow_pod_badge_and_s_toggles_slowness() -> None:
         await settle(app, pilot)
         assert [pod.load_model.slow_factor for pod in cluster.pods] == [1, 1, 1, 1]
         assert "SLOW" not in screen_text(app)
+
+
+async def test_configuration_7_draws_every_pooled_connection_and_says_where_each_went() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        cluster = app.cluster
+        await cluster.wait_ready()
+        await choose(app, pilot, 7)
+        for _ in range(20):
+            await pilot.press("g")
+        await settle(app, pilot)
+        view = cluster.view()
+        reached = [c.pod for c in view.connections]
+        assert len(reached) == 4 and None not in reached, view.connections
+        lines = str(app.query_one("#connection-lines").render()).splitlines()
+        assert lines == [f"conn {i} ━━▶ pod #{pod}" for i, pod in enumerate(reached, 1)], lines
+        listed = " ".join(f"#{pod}" for pod in sorted(p for p in reached if p is not None))
+        caption = " ".join(caption_lines(app))
+        assert f"4 HTTP/2 connections through the VIP; the L4 LB sent them to {listed}" in caption, caption
+        assert "each greet rides the next connection: " + "/".join(map(str, pod_calls(app))) in caption, caption
+        text = screen_text(app)
+        assert "4 × pick_first" in text and "4 channels → VIP" in text and "4 HTTP/2 conns" in text
+        assert sum(pod_calls(app)) == 20 and cluster.traffic.stats.failed_total == 0
 
 
 async def test_s_then_a_missing_pod_warns_and_changes_nothing() -> None:

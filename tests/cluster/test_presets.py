@@ -10,11 +10,11 @@ from app.cluster import CONFIGURATIONS, Cluster, ClusterConfig, EventLog, config
 from tests.helpers import FAST_BACKOFF
 
 
-def test_six_presets_numbered_in_order_with_one_line_explanations() -> None:
-    assert [c.number for c in CONFIGURATIONS] == [1, 2, 3, 4, 5, 6]
+def test_seven_presets_numbered_in_order_with_one_line_explanations() -> None:
+    assert [c.number for c in CONFIGURATIONS] == [1, 2, 3, 4, 5, 6, 7]
     assert all(len(c.explanation) <= 78 for c in CONFIGURATIONS), [len(c.explanation) for c in CONFIGURATIONS]
-    with pytest.raises(ValueError, match="no configuration 7"):
-        configuration(7)
+    with pytest.raises(ValueError, match="no configuration 8"):
+        configuration(8)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,19 @@ def test_six_presets_numbered_in_order_with_one_line_explanations() -> None:
 )
 def test_matching(policy: str, balancer: str, age: bool, slow: frozenset[int], expected: int | None) -> None:
     found = matching(policy, balancer, age, slow)
+    assert (found.number if found else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("policy", "balancer", "age", "expected"),
+    [
+        ("pick_first", "l4", False, 7),
+        ("pick_first", "l4", True, None),  # a pool with MAX_CONNECTION_AGE is no preset
+        ("pick_first", "l7", False, None),
+    ],
+)
+def test_matching_a_pool(policy: str, balancer: str, age: bool, expected: int | None) -> None:
+    found = matching(policy, balancer, age, frozenset(), pooled=True)
     assert (found.number if found else None) == expected
 
 
@@ -79,5 +92,31 @@ async def test_apply_switches_the_vip_and_back_losing_no_call() -> None:
             "configuration 4: L7 proxy as the VIP + pick_first",
             "configuration 1: L4 VIP + pick_first",
         ]
+    finally:
+        await cluster.stop()
+
+
+@pytest.mark.parametrize("number", [4, 1])
+async def test_view_while_a_new_vip_starts_does_not_raise(number: int) -> None:
+    """The app samples ``view()`` every 0.1 s, also while ``apply`` awaits the new VIP's start: a VIP
+    that is not listening yet is not the cluster's VIP (a sampler once crashed on the L7 proxy's address)."""
+    cluster = Cluster(ClusterConfig(seed=1, backoff=FAST_BACKOFF))
+    await cluster.start("pick_first")
+    try:
+        await cluster.wait_ready()
+        if number == 1:  # from the L7 proxy back to a new L4 one
+            await cluster.apply(configuration(4))
+        applying = asyncio.ensure_future(cluster.apply(configuration(number)))
+        views = 0
+        for _ in range(10_000):
+            if applying.done():
+                break
+            cluster.view()
+            views += 1
+            await asyncio.sleep(0)
+        await applying
+        assert views >= 1
+        live = cluster.configuration
+        assert live is not None and live.number == number
     finally:
         await cluster.stop()
