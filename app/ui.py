@@ -62,6 +62,7 @@ class RpcvizApp(App[None]):
         *(Binding(str(n), f"pod({n})", "Kill", show=False) for n in range(2, MAX_PODS + 1)),
         Binding("d", "drain", "Drain", show=False, tooltip="then 1-8: pod N reports NOT_SERVING (again: SERVING)"),
         Binding("r", "reset", "Reset", show=False, tooltip="zero every counter"),
+        Binding("c", "chat", "Chat", tooltip="ask the staff engineer: focus the questions (Enter asks)"),
         Binding(
             "space",
             "replay_forward",

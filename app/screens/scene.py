@@ -69,7 +69,7 @@ class SceneScreen(Screen[None]):
     def focus_chat(self) -> None:
         """Open the chat tab and focus its first question."""
         self.query_one(TabbedContent).active = "chat-tab"
-        self.query_one(ChatPanel).focus_questions()
+        self.call_after_refresh(self.query_one(ChatPanel).focus_questions)  # once the tab shows
 
     def watch_narration(self, narration: Narration | None) -> None:
         self.set_class(narration is not None, "-replay")

@@ -63,3 +63,38 @@ async def test_below_80x24_a_notice_replaces_the_diagram_and_the_footer_stays() 
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert not notice.display and app.query_one("#diagram").display
+
+
+async def test_c_opens_the_chat_enter_asks_and_show_me_switches_the_cluster() -> None:
+    """In the real app: c focuses the first question; Enter appends it and the answer (with the
+    live figures); w, the latest answer's "show me", applies its configuration."""
+    from app.widgets.chat_panel import ChatPanel, QuestionChip
+
+    app = RpcvizApp(SNAPSHOT_CONFIG)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.cluster.wait_ready()
+        for _ in range(12):
+            await pilot.press("g")
+        await app.cluster.traffic.drain(10)
+        app.sample()
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.focused, QuestionChip)
+        chat = app.query_one(ChatPanel)
+        await pilot.press("enter")
+        await wait_until(lambda: len(chat.messages) == 2, 5, "the question and its answer")
+        question, answer = chat.messages
+        assert question.speaker == "You" and answer.speaker == "Staff engineer"
+        pinned = app.cluster.view().pinned_pod
+        assert f"pod #{pinned}" in answer.text and "12" in answer.text, answer.text
+        # down to the L7 question, ask it, then "show me"
+        while "L7" not in app.focused.question.text:  # type: ignore[union-attr]
+            await pilot.press("down")
+        await pilot.press("enter")
+        await wait_until(lambda: len(chat.messages) == 4, 5, "the second answer")
+        await pilot.press("w")
+        await wait_until(
+            lambda: app.cluster.configuration is not None and app.cluster.configuration.number == 4,
+            10,
+            "configuration 4 to run",
+        )
