@@ -207,9 +207,10 @@ def _pinned_text(view: ClusterView, mark: Mark) -> str:
     total = sum(calls.values())
     dark = [i for i, n in calls.items() if n == 0]
     load = next((p.load for p in view.pods if p.index == pod), 0.0)
+    meter = f", its meter at {100 * load:.0f} %," if load >= 0.5 else ""  # said while it is high
     return (
-        f'Every greet("Ada") rides the one connection: pod #{pod} served {calls.get(pod, 0)} of {total}, its '
-        f"meter at {100 * load:.0f} %, while pod{'s' if len(dark) != 1 else ''} {_pods(dark)} stay dark. "
+        f'Every greet("Ada") rides the one connection: pod #{pod} served {calls.get(pod, 0)} of {total}{meter} '
+        f"while pod{'s' if len(dark) != 1 else ''} {_pods(dark)} stay dark. "
         f"One backend stuck with all the work because the connection never moves: {CONNECTION_PINNING}."
     )
 
