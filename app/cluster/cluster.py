@@ -113,8 +113,6 @@ class Cluster:
         self._channel: Channel | None = None
         self.traffic = Traffic(lambda: self.channel, timeout=c.call_timeout)
         self._listeners: list[Callable[[], None]] = []
-        #: Each pod's OK count when the policy last changed (or counters were reset).
-        self._calls_at_switch = [0] * len(self.pods)
         #: The pods as a headless service: what ``endpoints:///NAME`` resolves to (registered by
         #: :meth:`start`); the client and the L7 proxy see a change only when they re-resolve.
         self.endpoints_name = f"cluster-{os.getpid()}-{next(_CLUSTER_IDS)}"
@@ -299,7 +297,6 @@ class Cluster:
     def _redial(self, policy: str, retired_vip: L4Proxy | L7Proxy | None = None) -> None:
         old = self.channel
         self.policy = policy
-        self._calls_at_switch = [pod.calls_ok for pod in self.pods]
         self._subchannel_pods.clear()
         self._channel = self.dial(policy)
         self._retire(old, retired_vip)
@@ -384,7 +381,6 @@ class Cluster:
         pod = self._new_pod(len(self.pods) + 1)
         await pod.start()
         self.pods.append(pod)
-        self._calls_at_switch.append(0)
         self.endpoints.add(pod.address)
         self._set_l4_backends()
         self.events.add("scale", f"pod #{pod.index} started: {len(self.pods)} pods")
@@ -397,7 +393,6 @@ class Cluster:
         if len(self.pods) <= 1:
             raise ValueError("the cluster keeps at least one pod")
         pod = self.pods.pop()
-        self._calls_at_switch.pop()
         if self.endpoints is not None and pod.address_or_none is not None:
             self.endpoints.remove(pod.address_or_none)
         self._set_l4_backends()
@@ -483,7 +478,6 @@ class Cluster:
         self.traffic.stats.reset()
         for pod in self.pods:
             pod.reset()
-        self._calls_at_switch = [0] * len(self.pods)
         self._goaways_at_reset = sum(pod.goaways for pod in self.pods)
         if self._channel is not None:
             self._channel.stats.reset()
@@ -510,7 +504,10 @@ class Cluster:
             connections.append(_connection_view(sc, self._pod_reached(channel, sc, proxied), via_balancer, loop_time))
         resolved = set(channel.addresses) if not via_balancer else None
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
-        stats = self.traffic.stats
+        traffic = self.traffic
+        stats = traffic.stats
+        # a switch dials a new channel: its calls are the picks "since the switch"
+        current = stats.on(channel).landed
         pods = tuple(
             PodView(
                 index=pod.index,
@@ -522,14 +519,14 @@ class Cluster:
                 connections=pod.connections,
                 pinned=pod.index in pinned,
                 draining=pod.draining,
-                calls_since_switch=pod.calls_ok - since,
+                calls_since_switch=current.get(pod.name, 0),
                 p50_ms=_ms(stats.latency[pod.name].percentile(50)) if pod.name in stats.latency else 0.0,
                 p99_ms=_ms(stats.latency[pod.name].percentile(99)) if pod.name in stats.latency else 0.0,
                 goaways=pod.goaways,
                 slow_factor=pod.load_model.slow_factor,
                 resolved=None if resolved is None else pod.address_or_none in resolved,
             )
-            for pod, since in zip(self.pods, self._calls_at_switch)
+            for pod in self.pods
         )
         return ClusterView(
             policy=self.policy,
@@ -538,7 +535,10 @@ class Cluster:
             ok=stats.ok,
             failed=dict(stats.failed),
             in_flight=stats.in_flight,
-            steady_rate=self.traffic.rate if self.traffic.steady else None,
+            steady_rate=traffic.rate if traffic.steady and not traffic.users else None,
+            users=traffic.users,
+            calls_per_second=traffic.calls_per_second() if traffic.steady else 0.0,
+            old_calls_in_flight=stats.in_flight_elsewhere(channel),
             connections=tuple(connections),
             pods=pods,
             balancer=self.balancer,
