@@ -24,9 +24,11 @@ SAMPLE_INTERVAL = 0.1
 #: Unchanged samples before the timer pauses (an idle app costs ~nothing).
 IDLE_SAMPLES = 10
 BURST = 100
-#: Below one pod's nominal 200/s, above what it sustains with the loop shared: pinned, one pod runs
-#: at ~90-100 %; balanced, ~25 % each.
-STEADY_RATE = 150.0
+#: Steady traffic (`t`): users greeting back to back with a think time (a closed loop). They offer
+#: ~235 calls/s, above one pod's 200/s (4 workers x 20 ms): pinned, the pod pegs at 100 % and calls
+#: queue (~50 ms, never more than the users); balanced, ~29 % each.
+STEADY_USERS = 40
+STEADY_THINK_TIME = 0.15
 #: The app's client re-resolves at most every 10 s (gRPC's DNS resolver: 30 s), so a new pod
 #: joins round_robin within a newcomer's patience; the caption says the figure.
 MIN_RERESOLUTION_INTERVAL = 10.0
@@ -45,7 +47,7 @@ class RpcvizApp(App[None]):
         Binding("m", "next_configuration", "Config", tooltip="the next of the six configurations (or click one above)"),
         Binding("g", "greet", "Greet", tooltip='fire one greet("Ada")'),
         Binding("b", "burst", "Burst", tooltip=f"fire {BURST} greets at once"),
-        Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_RATE:g} greets per second"),
+        Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_USERS} users greeting, {STEADY_THINK_TIME * 1000:g} ms apart"),
         Binding("s", "slow", "Slow", tooltip="then 1-8: pod N answers ten times slower (again: heals)"),
         Binding("plus", "scale(1)", "Scale", key_display="+/-", tooltip=f"add a pod (up to {MAX_PODS}), - removes one"),
         Binding("minus", "scale(-1)", "Scale", show=False),
@@ -58,10 +60,10 @@ class RpcvizApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, config: ClusterConfig | None = None, steady_rate: float = STEADY_RATE) -> None:
+    def __init__(self, config: ClusterConfig | None = None, steady_users: int = STEADY_USERS) -> None:
         super().__init__()
         self.cluster = Cluster(config or ClusterConfig(min_reresolution_interval=MIN_RERESOLUTION_INTERVAL))
-        self.steady_rate = steady_rate
+        self.steady_users = steady_users
         self._last: ClusterView | None = None
         #: `d` or `s` was pressed: the next pod number drains or slows it instead of killing it.
         self._pending: str | None = None
@@ -163,7 +165,7 @@ class RpcvizApp(App[None]):
         if traffic.steady:
             traffic.stop_steady()
         else:
-            traffic.start_steady(self.steady_rate)
+            traffic.start_users(self.steady_users, STEADY_THINK_TIME)
         self.wake()
 
     def action_reset(self) -> None:

@@ -18,9 +18,11 @@ from app.cluster import ClusterView
 from app.widgets.balancer_box import BalancerBox
 from app.widgets.caption import Caption
 from app.widgets.client_box import ClientBox
+from app.widgets.client_link import ClientLink
 from app.widgets.code_panel import CodePanel
 from app.widgets.configuration_bar import ConfigurationBar
 from app.widgets.pod_grid import BackendsTitle, PodGrid
+from app.widgets.pod_links import PodLinks
 from app.widgets.questions_panel import QuestionsPanel
 from app.widgets.recent_events import RecentEvents
 
@@ -40,9 +42,11 @@ class SceneScreen(Screen[None]):
         yield ConfigurationBar(id="configurations").data_bind(SceneScreen.view)
         with Horizontal(id="diagram"):
             yield ClientBox(id="client").data_bind(SceneScreen.view)
+            yield ClientLink(id="client-link").data_bind(SceneScreen.view)
             yield BalancerBox(id="balancer").data_bind(SceneScreen.view, SceneScreen.now)
             with Vertical(id="backends"):
                 yield BackendsTitle(self._initial_pods, id="backends-title").data_bind(SceneScreen.view)
+                yield PodLinks(id="pod-links").data_bind(SceneScreen.view)
                 yield PodGrid(self._initial_pods, id="pods").data_bind(SceneScreen.view)
         yield Caption(id="caption").data_bind(SceneScreen.view)
         yield RecentEvents(id="events").data_bind(SceneScreen.view)
