@@ -26,7 +26,7 @@ IDLE_SAMPLES = 10
 BURST = 100
 #: Steady traffic (`t`): users greeting back to back with a think time (a closed loop). They offer
 #: ~235 calls/s, above one pod's 200/s (4 workers x 20 ms): pinned, the pod pegs at 100 % and calls
-#: queue (~50 ms, never more than the users); balanced, ~29 % each.
+#: queue (~50-100 ms; never more calls than users); balanced, ~30 % each.
 STEADY_USERS = 40
 STEADY_THINK_TIME = 0.15
 #: The app's client re-resolves at most every 10 s (gRPC's DNS resolver: 30 s), so a new pod
@@ -47,7 +47,7 @@ class RpcvizApp(App[None]):
         Binding("m", "next_configuration", "Config", tooltip="the next of the six configurations (or click one above)"),
         Binding("g", "greet", "Greet", tooltip='fire one greet("Ada")'),
         Binding("b", "burst", "Burst", tooltip=f"fire {BURST} greets at once"),
-        Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_USERS} users greeting, {STEADY_THINK_TIME * 1000:g} ms apart"),
+        Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_USERS} users greeting back to back"),
         Binding("s", "slow", "Slow", tooltip="then 1-8: pod N answers ten times slower (again: heals)"),
         Binding("plus", "scale(1)", "Scale", key_display="+/-", tooltip=f"add a pod (up to {MAX_PODS}), - removes one"),
         Binding("minus", "scale(-1)", "Scale", show=False),

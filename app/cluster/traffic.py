@@ -17,7 +17,6 @@ from app.commands.histogram import LatencyHistogram
 from app.greeter.stub import GreeterStub, server_name
 from transport import Channel, RpcError, StatusCode
 
-
 #: The window the measured call rate is taken over, seconds.
 RATE_WINDOW = 1.0
 

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from app.cluster.view import ClusterView
 
+
 def link_labels(view: ClusterView) -> tuple[str, str]:
     """What the wire carries (``1 HTTP/2 conn``) and what that means (``one connection``)."""
     ready = [c for c in view.connections if c.state == "READY"]

@@ -36,21 +36,22 @@ def describe_forms(number: int, conn: ConnectionView, age: float | None = None, 
             [compact + Text(f" {seconds}", style="dim")],
         ]
     if conn.state == "TRANSIENT_FAILURE":
-        failing = Text(head)
-        failing.append("✕ ", style="bold")
+        alone = Text(head)
+        alone.append("✕", style="bold")
+        failing = alone + " "
         if conn.retry_in is not None:
             retry = f"retry in {conn.retry_in:.1f} s"
             return [
                 [failing + Text(f"TRANSIENT_FAILURE, {retry}")],
                 [failing + Text("TRANSIENT_FAILURE"), Text(INDENT + retry)],
-                [failing.copy(), Text(INDENT + "TRANSIENT_FAILURE"), Text(INDENT + retry)],
+                [alone.copy(), Text(INDENT + "TRANSIENT_FAILURE"), Text(INDENT + retry)],
             ]
         if conn.health is not None:
             return [
                 [failing + Text(f"{conn.pod_label} {conn.health}")],
                 [failing + Text(conn.pod_label), Text(INDENT + conn.health)],
             ]
-        return [[failing + Text("TRANSIENT_FAILURE")], [failing.copy(), Text(INDENT + "TRANSIENT_FAILURE")]]
+        return [[failing + Text("TRANSIENT_FAILURE")], [alone.copy(), Text(INDENT + "TRANSIENT_FAILURE")]]
     return [[Text(f"{head}… {conn.state}")], [Text(f"{head}…"), Text(INDENT + conn.state)]]
 
 
@@ -78,15 +79,29 @@ def upstream_lines(upstream: tuple[ConnectionView, ...]) -> list[Text]:
 
 
 def pod_ranges(pods: list[int]) -> str:
-    """``[1, 2, 3, 4, 6]`` -> ``#1-#4 #6``."""
-    parts: list[str] = []
+    """``[1, 2, 3, 4, 6, 7]`` -> ``#1-#4 #6 #7`` (a range from three pods on)."""
+    runs: list[list[int]] = []
     for pod in sorted(pods):
-        if parts and parts[-1].endswith(f"#{pod - 1}"):
-            head = parts[-1].split("-")[0]
-            parts[-1] = f"{head}-#{pod}"
+        if runs and runs[-1][-1] == pod - 1:
+            runs[-1].append(pod)
         else:
-            parts.append(f"#{pod}")
+            runs.append([pod])
+    parts = [f"#{run[0]}-#{run[-1]}" if len(run) >= 3 else " ".join(f"#{p}" for p in run) for run in runs]
     return " ".join(parts)
+
+
+def summary_forms(ready: list[ConnectionView]) -> list[list[Text]]:
+    """The READY connections on one line: ``3 conns ──▶ #1 #2 #4`` (or narrower)."""
+    n = len(ready)
+    conns = f"{n} conn{'s' if n != 1 else ''}"
+    pods = pod_ranges([c.pod for c in ready if c.pod is not None])
+    forms = []
+    for arrow in (" ──▶ ", " → "):
+        line = Text(conns + arrow)
+        line.append(pods, style="bold")
+        forms.append([line])
+    forms.append([Text(conns + " ──▶"), Text(INDENT + pods, style="bold")])
+    return forms
 
 
 def _rows(blocks: list[list[Text]]) -> int:
@@ -110,10 +125,8 @@ def connection_blocks(view: ClusterView, now: float, rows: int, width: int) -> l
         blocks = [fitted(f, width, short=True) for f in forms]
     if _rows(blocks) + _rows(extra) > rows and not l7:
         ready = [c for _, c in conns if c.state == "READY" and c.pod is not None]
-        summary = Text(f"{len(ready)} conn{'s' if len(ready) != 1 else ''} ──▶ ")
-        summary.append(pod_ranges([c.pod for c in ready if c.pod is not None]), style="bold")
         others = [fitted(describe_forms(i, c), width, short=True) for i, c in conns if c not in ready]
-        blocks = ([[summary]] if ready else []) + others
+        blocks = ([fitted(summary_forms(ready), width, short=True)] if ready else []) + others
     blocks += extra
     if _rows(blocks) <= rows:
         return blocks
