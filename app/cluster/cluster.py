@@ -117,6 +117,9 @@ class Cluster:
         #: :meth:`start`); the client and the L7 proxy see a change only when they re-resolve.
         self.endpoints_name = f"cluster-{os.getpid()}-{next(_CLUSTER_IDS)}"
         self.endpoints: Endpoints | None = None
+        #: The loop-time clock a view's countdowns (a connection's retry) are read against: the
+        #: event loop's, unless frozen (the screenshots freeze it for a still).
+        self.clock: Callable[[], float] = lambda: asyncio.get_running_loop().time()
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -496,7 +499,7 @@ class Cluster:
 
     def view(self) -> ClusterView:
         channel = self.channel
-        loop_time = asyncio.get_running_loop().time()
+        loop_time = self.clock()
         via_balancer = self._via_vip(channel)
         proxied = self._proxied_pods()
         connections = []

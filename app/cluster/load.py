@@ -28,7 +28,8 @@ class LoadModel:
         self.service_time = service_time
         self.workers = workers
         self.window = window
-        self._clock = clock
+        #: What load is measured against (the screenshots freeze it for a still).
+        self.clock = clock
         self._slots = asyncio.Semaphore(workers)
         #: (time, busy workers from then on), oldest first: the busy level as a step function.
         self._levels: deque[tuple[float, int]] = deque()
@@ -49,7 +50,7 @@ class LoadModel:
         level = min(self.workers, self.queued + len(self._running))
         if level != self._level:
             self._level = level
-            self._levels.append((self._clock(), level))
+            self._levels.append((self.clock(), level))
 
     async def work(self) -> None:
         """Take a worker (queueing if all are busy) for one service time."""
@@ -64,7 +65,7 @@ class LoadModel:
         self.queued -= 1
         token = self._next_token
         self._next_token += 1
-        self._running[token] = self._clock()
+        self._running[token] = self.clock()
         try:
             await asyncio.sleep(self.service_time * self.slow_factor)
         finally:
@@ -75,7 +76,7 @@ class LoadModel:
 
     def load(self) -> float:
         """Busy fraction of all workers over the last ``window`` seconds, 0..1."""
-        now = self._clock()
+        now = self.clock()
         low = now - self.window
         levels = self._levels
         while len(levels) > 1 and levels[1][0] <= low:
@@ -89,5 +90,5 @@ class LoadModel:
     def reset(self) -> None:
         self._levels.clear()
         if self._level:
-            self._levels.append((self._clock(), self._level))
+            self._levels.append((self.clock(), self._level))
         self.completed = 0

@@ -62,7 +62,7 @@ class PodBox(Static):
         # badges under the name; the meter, load and calls at the bottom, level with the neighbours'
         head = [(_fit(width, f" {word} ", word), "reverse bold") for word in badges(pod)]
         tail: list[tuple[str, str]] = [(rpcs, "")]
-        if pod.calls and self._latency:
+        if pod.calls and self._latency and pod.p99_ms > 0:  # 0: no call measured (yet)
             tail.append((_fit(width, p99 + "ms", p99), "dim"))
         meter: list[tuple[str, str]]
         if room >= len(head) + len(tail) + 4:  # tall enough for a column meter of three rows or more
