@@ -143,14 +143,16 @@ class Cluster:
                 seed=self.config.seed,
                 min_reresolution_interval=self.config.min_reresolution_interval,
             )
-            self.l7_proxy = L7Proxy(self.endpoints.target, "round_robin", channel_options=upstream)
-            await self.l7_proxy.start()
-            self.l7_proxy.add_listener(self._l7_event)
+            l7 = L7Proxy(self.endpoints.target, "round_robin", channel_options=upstream)
+            await l7.start()  # only a started VIP is the cluster's: a view sampled meanwhile reads no address
+            l7.add_listener(self._l7_event)
+            self.l7_proxy = l7
         else:
             addresses = [pod.address for pod in self.pods]
-            self.proxy = L4Proxy(addresses, strategy=self.config.balancer_strategy, seed=self.config.seed)
-            await self.proxy.start()
-            self.proxy.add_listener(self._changed)
+            l4 = L4Proxy(addresses, strategy=self.config.balancer_strategy, seed=self.config.seed)
+            await l4.start()
+            l4.add_listener(self._changed)
+            self.proxy = l4
         self.balancer = balancer
 
     async def stop(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from app.cluster import Cluster, ClusterConfig
+from app.cluster import Cluster, ClusterConfig, configuration
 from app.scene import caption
 from tests.helpers import FAST_BACKOFF, wait_until
 
@@ -66,5 +66,27 @@ async def test_spread_before_any_switch_has_no_since_the_switch() -> None:
         view = cluster.view()
         assert [p.calls_since_switch for p in view.pods] == [2, 2, 2, 2]
         assert caption(view).endswith("round_robin picks a pod per call: 2/2/2/2."), caption(view)
+    finally:
+        await cluster.stop()
+
+
+async def test_a_view_sampled_while_a_configuration_starts_its_vip_is_the_old_one() -> None:
+    """The app samples at 10 Hz: a view taken while configuration 4 starts its L7 proxy describes the
+    running state (it used to raise "The L7 proxy has not been started" and crash the app)."""
+    cluster = Cluster(ClusterConfig(seed=3, backoff=FAST_BACKOFF, service_time=0.0))
+    await cluster.start("pick_first")
+    try:
+        await cluster.wait_ready()
+        for number in (4, 1, 4):
+            applying = asyncio.create_task(cluster.apply(configuration(number)))
+            views = 0
+            while not applying.done():
+                cluster.view()  # as the sampler does, at every turn of the loop
+                views += 1
+                await asyncio.sleep(0)
+            await applying
+            assert views > 1
+            await cluster.wait_ready()
+            assert cluster.view().balancer == configuration(number).balancer
     finally:
         await cluster.stop()
