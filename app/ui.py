@@ -29,9 +29,11 @@ SAMPLE_INTERVAL = 0.1
 #: Unchanged samples before the timer pauses (an idle app costs ~nothing).
 IDLE_SAMPLES = 10
 BURST = 100
-#: Below one pod's nominal 200/s, above what it sustains with the loop shared: pinned, one pod runs
-#: at ~90-100 %; balanced, ~25 % each.
-STEADY_RATE = 150.0
+#: Steady traffic (`t`): users greeting back to back with a think time (a closed loop). They offer
+#: ~235 calls/s, above one pod's 200/s (4 workers x 20 ms): pinned, the pod pegs at 100 % and calls
+#: queue (~50-100 ms; never more calls than users); balanced, ~30 % each.
+STEADY_USERS = 40
+STEADY_THINK_TIME = 0.15
 #: The app's client re-resolves at most every 10 s (gRPC's DNS resolver: 30 s), so a new pod
 #: joins round_robin within a newcomer's patience; the caption says the figure.
 MIN_RERESOLUTION_INTERVAL = 10.0
@@ -54,7 +56,7 @@ class RpcvizApp(App[None]):
         ),
         Binding("g", "greet", "Greet", tooltip='fire one greet("Ada")'),
         Binding("b", "burst", "Burst", tooltip=f"fire {BURST} greets at once"),
-        Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_RATE:g} greets per second"),
+        Binding("t", "steady", "Steady", tooltip=f"start or stop {STEADY_USERS} users greeting back to back"),
         Binding("s", "slow", "Slow", tooltip="then 1-8: pod N answers ten times slower (again: heals)"),
         Binding("plus", "scale(1)", "Scale", key_display="+/-", tooltip=f"add a pod (up to {MAX_PODS}), - removes one"),
         Binding("minus", "scale(-1)", "Scale", show=False),
@@ -81,13 +83,13 @@ class RpcvizApp(App[None]):
     ]
 
     def __init__(
-        self, config: ClusterConfig | None = None, steady_rate: float = STEADY_RATE, replay: bool = False
+        self, config: ClusterConfig | None = None, steady_users: int = STEADY_USERS, replay: bool = False
     ) -> None:
         super().__init__()
         self.cluster = Cluster(
             config or ClusterConfig(seed=SCENE_SEED, min_reresolution_interval=MIN_RERESOLUTION_INTERVAL)
         )
-        self.steady_rate = steady_rate
+        self.steady_users = steady_users
         #: The guided replay (``space`` starts it; ``replay=True`` starts it with the app).
         self.player = Player(Stage(self.cluster, self._set_steady, len(self.cluster.pods)), on_change=self.wake)
         self._replay_at_start = replay
@@ -205,12 +207,7 @@ class RpcvizApp(App[None]):
         self.wake()
 
     def action_steady(self) -> None:
-        traffic = self.cluster.traffic
-        if traffic.steady:
-            traffic.stop_steady()
-        else:
-            traffic.start_steady(self.steady_rate)
-        self.wake()
+        self._set_steady(not self.cluster.traffic.steady)
 
     def action_reset(self) -> None:
         self.cluster.reset()
@@ -279,10 +276,10 @@ class RpcvizApp(App[None]):
         self.player.back()
 
     def _set_steady(self, on: bool) -> None:
-        """The replay's steps run the app's steady traffic."""
+        """Start or stop the steady users (``t``; the replay's steps run the same traffic)."""
         traffic = self.cluster.traffic
         if on and not traffic.steady:
-            traffic.start_steady(self.steady_rate)
+            traffic.start_users(self.steady_users, STEADY_THINK_TIME)
         elif not on and traffic.steady:
             traffic.stop_steady()
         self.wake()

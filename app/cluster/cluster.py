@@ -121,12 +121,13 @@ class Cluster:
         self._rotation = 0
         self.traffic = Traffic(self._next_channel, timeout=c.call_timeout)
         self._listeners: list[Callable[[], None]] = []
-        #: Each pod's OK count when the policy last changed (or counters were reset).
-        self._calls_at_switch = [0] * len(self.pods)
         #: The pods as a headless service: what ``endpoints:///NAME`` resolves to (registered by
         #: :meth:`start`); the client and the L7 proxy see a change only when they re-resolve.
         self.endpoints_name = f"cluster-{os.getpid()}-{next(_CLUSTER_IDS)}"
         self.endpoints: Endpoints | None = None
+        #: The loop-time clock a view's countdowns (a connection's retry) are read against: the
+        #: event loop's, unless frozen (the screenshots freeze it for a still).
+        self.clock: Callable[[], float] = lambda: asyncio.get_running_loop().time()
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -150,9 +151,8 @@ class Cluster:
                 seed=self.config.seed,
                 min_reresolution_interval=self.config.min_reresolution_interval,
             )
-            # it becomes the VIP once it listens: view() may run while it starts
             l7 = L7Proxy(self.endpoints.target, "round_robin", channel_options=upstream)
-            await l7.start()
+            await l7.start()  # only a started VIP is the cluster's: a view sampled meanwhile reads no address
             l7.add_listener(self._l7_event)
             self.l7_proxy = l7
         else:
@@ -342,7 +342,6 @@ class Cluster:
         self.policy = policy
         if policy != "pick_first":
             self.pooled = False  # the pool is pick_first channels through the VIP
-        self._calls_at_switch = [pod.calls_ok for pod in self.pods]
         self._subchannel_pods.clear()
         self._channels = self._dial_client(policy)
         self._retire(old, retired_vip)
@@ -428,7 +427,6 @@ class Cluster:
         pod = self._new_pod(len(self.pods) + 1)
         await pod.start()
         self.pods.append(pod)
-        self._calls_at_switch.append(0)
         self.endpoints.add(pod.address)
         self._set_l4_backends()
         self.events.add("scale", f"pod #{pod.index} started: {len(self.pods)} pods")
@@ -441,7 +439,6 @@ class Cluster:
         if len(self.pods) <= 1:
             raise ValueError("the cluster keeps at least one pod")
         pod = self.pods.pop()
-        self._calls_at_switch.pop()
         if self.endpoints is not None and pod.address_or_none is not None:
             self.endpoints.remove(pod.address_or_none)
         self._set_l4_backends()
@@ -533,7 +530,6 @@ class Cluster:
         self.traffic.stats.reset()
         for pod in self.pods:
             pod.reset()
-        self._calls_at_switch = [0] * len(self.pods)
         self._goaways_at_reset = sum(pod.goaways for pod in self.pods)
         self.history.reset()
         for channel in self._channels:
@@ -553,7 +549,7 @@ class Cluster:
 
     def view(self) -> ClusterView:
         channel = self.channel
-        loop_time = asyncio.get_running_loop().time()
+        loop_time = self.clock()
         via_balancer = self._via_vip(channel)
         proxied = self._proxied_pods()
         connections = [
@@ -563,7 +559,10 @@ class Cluster:
         ]
         resolved = set(channel.addresses) if not via_balancer else None
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
-        stats = self.traffic.stats
+        traffic = self.traffic
+        stats = traffic.stats
+        # a switch dials a new channel: its calls are the picks "since the switch"
+        current = stats.landed_on(self.channels)
         pods = tuple(
             PodView(
                 index=pod.index,
@@ -575,14 +574,14 @@ class Cluster:
                 connections=pod.connections,
                 pinned=pod.index in pinned,
                 draining=pod.draining,
-                calls_since_switch=pod.calls_ok - since,
+                calls_since_switch=current.get(pod.name, 0),
                 p50_ms=_ms(stats.latency[pod.name].percentile(50)) if pod.name in stats.latency else 0.0,
                 p99_ms=_ms(stats.latency[pod.name].percentile(99)) if pod.name in stats.latency else 0.0,
                 goaways=pod.goaways,
                 slow_factor=pod.load_model.slow_factor,
                 resolved=None if resolved is None else pod.address_or_none in resolved,
             )
-            for pod, since in zip(self.pods, self._calls_at_switch)
+            for pod in self.pods
         )
         return ClusterView(
             policy=self.policy,
@@ -591,7 +590,10 @@ class Cluster:
             ok=stats.ok,
             failed=dict(stats.failed),
             in_flight=stats.in_flight,
-            steady_rate=self.traffic.rate if self.traffic.steady else None,
+            steady_rate=traffic.rate if traffic.steady and not traffic.users else None,
+            users=traffic.users,
+            calls_per_second=traffic.calls_per_second() if traffic.steady else 0.0,
+            old_calls_in_flight=stats.in_flight_elsewhere(self.channels),
             connections=tuple(connections),
             pods=pods,
             balancer=self.balancer,

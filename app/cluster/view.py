@@ -25,7 +25,8 @@ class PodView:
     pinned: bool
     #: Health reports NOT_SERVING while the server still answers.
     draining: bool = False
-    #: Calls answered OK since the client last switched policy (or since a reset).
+    #: OK calls the client's current channel fired that landed here: its picks since the last
+    #: switch (or reset); calls an old channel still finishes are not its picks.
     calls_since_switch: int = 0
     #: Client-side latency of this pod's OK calls (median, 99th percentile), in ms.
     p50_ms: float = 0.0
@@ -69,6 +70,7 @@ class ClusterView:
     ok: int
     failed: dict[str, int]
     in_flight: int
+    #: The open-loop rate steady traffic fires at, calls/s (None unless it runs).
     steady_rate: float | None
     connections: tuple[ConnectionView, ...]
     pods: tuple[PodView, ...]
@@ -97,6 +99,12 @@ class ClusterView:
     history: HistoryView = field(default_factory=HistoryView)
     #: The client's channels: 1, or the pool's size (configuration 7); ``connections`` lists every one's.
     channels: int = 1
+    #: Closed-loop users greeting back to back (0 unless they run), and the measured rate of
+    #: calls ending while steady traffic runs, per second.
+    users: int = 0
+    calls_per_second: float = 0.0
+    #: Calls fired on the client's old channels (before the last switch) still in flight.
+    old_calls_in_flight: int = 0
 
     @property
     def ready_connections(self) -> int:

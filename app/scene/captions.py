@@ -28,6 +28,9 @@ def caption(view: ClusterView) -> str:
     if failed:
         worst = max(view.failed, key=lambda k: view.failed[k])
         tail = f" {failed} call{'s' if failed != 1 else ''} failed ({worst})."
+    old = view.old_calls_in_flight
+    if old:
+        tail += f" {old} call{'s' if old != 1 else ''} from before the switch still finishing."
     if view.policy == "pick_first":
         if view.balancer == "l7":
             return _l7_caption(view) + tail
@@ -88,7 +91,7 @@ def _client_side_caption(view: ClusterView) -> str:
     if ready == 0:
         return f"{policy}: connecting to every pod…" + later
     spread = "/".join(str(p.calls_since_switch) for p in view.pods)
-    if any(p.calls != p.calls_since_switch for p in view.pods):
+    if view.ok > sum(p.calls_since_switch for p in view.pods):  # earlier channels' calls landed too
         spread += " since the switch"
     known = pods - len(unresolved)
     who = "" if ready == known else f" ({known - ready} pod{'s' if known - ready != 1 else ''} skipped)"

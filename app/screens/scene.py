@@ -21,11 +21,13 @@ from app.widgets.balancer_box import BalancerBox
 from app.widgets.caption import Caption
 from app.widgets.chat_panel import ChatPanel
 from app.widgets.client_box import ClientBox
+from app.widgets.client_link import ClientLink
 from app.widgets.code_panel import CodePanel
 from app.widgets.configuration_bar import ConfigurationBar
 from app.widgets.history_chart import HistoryChart
 from app.widgets.narration_bar import NarrationBar
 from app.widgets.pod_grid import BackendsTitle, PodGrid
+from app.widgets.pod_links import PodLinks
 from app.widgets.recent_events import RecentEvents
 
 #: Below this the diagram cannot be drawn without clipping: a notice says so instead.
@@ -49,9 +51,11 @@ class SceneScreen(Screen[None]):
         yield ConfigurationBar(id="configurations").data_bind(SceneScreen.view)
         with Horizontal(id="diagram"):
             yield ClientBox(id="client").data_bind(SceneScreen.view)
+            yield ClientLink(id="client-link").data_bind(SceneScreen.view)
             yield BalancerBox(id="balancer").data_bind(SceneScreen.view, SceneScreen.now)
             with Vertical(id="backends"):
                 yield BackendsTitle(self._initial_pods, id="backends-title").data_bind(SceneScreen.view)
+                yield PodLinks(id="pod-links").data_bind(SceneScreen.view)
                 yield PodGrid(self._initial_pods, id="pods").data_bind(SceneScreen.view)
         yield NarrationBar(id="narration").data_bind(SceneScreen.narration)
         yield Caption(id="caption").data_bind(SceneScreen.view)

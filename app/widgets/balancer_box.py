@@ -17,12 +17,12 @@ ROLES = {"l4": "balances CONNECTIONS", "l7": "balances CALLS"}
 
 def path(view: ClusterView) -> str:
     if view.policy != "pick_first":
-        return "client → pods direct"
+        return "direct to pods"
     if view.balancer == "l7":
-        return "client → L7 → pods"
+        return "via L7 → every pod"
     if view.channels > 1:
         return f"{view.channels} channels → VIP"
-    return "client → VIP → 1 pod"
+    return "via VIP → 1 pod"
 
 
 class BalancerBox(Vertical):

@@ -6,22 +6,25 @@ from rich.text import Text
 from textual.widgets import Static
 
 from app.cluster.view import PodView
-from app.widgets.load_meter import meter_bar, meter_rows
+from app.widgets.client_box import plural, short
+from app.widgets.load_meter import meter_bar, meter_lines
 
 
-def badge(pod: PodView) -> str | None:
-    """The one word that matters most about the pod now, if any."""
+def badges(pod: PodView) -> list[str]:
+    """Every word that is true of the pod now, the most important first (a drained pinned pod
+    is both PINNED and DRAINING)."""
     if not pod.serving:
-        return "DOWN"
-    if pod.draining:
-        return "DRAINING"
+        return ["DOWN"]
+    words = []
     if pod.pinned:
-        return "PINNED"
+        words.append("PINNED")
+    if pod.draining:
+        words.append("DRAINING")
     if pod.slow_factor != 1:
-        return f"SLOW×{pod.slow_factor:g}"
+        words.append(f"SLOW×{pod.slow_factor:g}")
     if pod.resolved is False:
-        return "UNSEEN"
-    return None
+        words.append("UNSEEN")
+    return words
 
 
 class PodBox(Static):
@@ -53,24 +56,24 @@ class PodBox(Static):
         width = self.content_size.width
         room = max(0, self.content_size.height - 1)
         load = f"{100 * pod.load:.0f}%"
-        rpcs = _fit(width, f"{pod.calls} RPCs", f"{pod.calls} RPC", _short(pod.calls))
+        calls = plural(pod.calls, "RPC")
+        rpcs = _fit(width, calls, f"{short(pod.calls)} RPC{'' if pod.calls == 1 else 's'}", short(pod.calls))
         p99 = f"p99 {pod.p99_ms:.0f}"
+        # badges under the name; the meter, load and calls at the bottom, level with the neighbours'
+        head = [(_fit(width, f" {word} ", word), "reverse bold") for word in badges(pod)]
         tail: list[tuple[str, str]] = [(rpcs, "")]
-        word = badge(pod)
-        if word is not None:
-            tail.append((_fit(width, f" {word} ", word), "reverse bold"))
-        if pod.calls and self._latency:
+        if pod.calls and self._latency and pod.p99_ms > 0:  # 0: no call measured (yet)
             tail.append((_fit(width, p99 + "ms", p99), "dim"))
-        lines: list[tuple[str, str]]
-        if room >= len(tail) + 4:  # tall enough for a column meter of three rows or more
-            lines = [(row, "") for row in meter_rows(pod.load, room - len(tail) - 1)]
-            lines.append((_fit(width, f"{load} load", load), ""))
+        meter: list[tuple[str, str]]
+        if room >= len(head) + len(tail) + 4:  # tall enough for a column meter of three rows or more
+            meter = meter_lines(pod.load, room - len(head) - len(tail) - 1)
+            meter.append((_fit(width, f"{load} load", load), ""))
         else:  # short: one horizontal bar with the load beside it
-            lines = [(f"{meter_bar(pod.load, width - len(load) - 1)} {load}", "")]
-        lines += tail
-        while len(lines) > room and lines[-1][1] == "dim":
-            lines.pop()  # the p99 goes first
-        for line, style in lines[:room]:
+            meter = [(f"{meter_bar(pod.load, width - len(load) - 1)} {load}", "")]
+        while len(head) + len(meter) + len(tail) > room and tail[-1][1] == "dim":
+            tail.pop()  # the p99 goes first
+        gap = [("", "")] * max(0, room - len(head) - len(meter) - len(tail))
+        for line, style in [*head, *gap, *meter, *tail][:room]:
             text.append("\n")
             text.append(line, style=style)
         return text
@@ -82,12 +85,3 @@ def _fit(width: int, *candidates: str) -> str:
         if len(candidate) <= width:
             return candidate
     return candidates[-1]
-
-
-def _short(n: int) -> str:
-    """12 -> "12", 1234 -> "1.2k", 56789 -> "57k"."""
-    if n < 1000:
-        return str(n)
-    if n < 10_000:
-        return f"{n / 1000:.1f}k"
-    return f"{n // 1000}k"

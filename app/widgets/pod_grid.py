@@ -75,13 +75,22 @@ class PodGrid(Grid):
             box.show(pod, latency)
 
     def _arrange(self) -> None:
-        """As many columns as fit (four at most on one row when they must wrap), rows to match."""
-        width = self.size.width or MIN_BOX_WIDTH * self.pods
-        columns = max(1, min(self.pods, width // MIN_BOX_WIDTH))
-        if columns < self.pods:
-            columns = min(columns, math.ceil(self.pods / 2), 4) if self.pods > 4 else columns
+        """As many columns as fit (four at most on one row when they must wrap), all the same width."""
+        columns, rows, width = grid_geometry(self.size.width or MIN_BOX_WIDTH * self.pods, self.pods)
         self.styles.grid_size_columns = columns
-        self.styles.grid_size_rows = math.ceil(self.pods / columns)
+        self.styles.grid_size_rows = rows
+        self.styles.grid_columns = str(width)  # one width for every column: neighbours agree
         diagram = self.screen.query_one("#diagram") if self.is_attached else None
         if diagram is not None:
-            diagram.set_class(self.styles.grid_size_rows > 1, "-two-rows")
+            diagram.set_class(rows > 1, "-two-rows")
+
+
+def grid_geometry(width: int, pods: int) -> tuple[int, int, int]:
+    """``(columns, rows, column width)`` for ``pods`` boxes in ``width`` cells: as many columns as
+    fit (four at most on one row when they must wrap), every column equally wide (what is left
+    over stays blank on the right, so neighbouring boxes never differ by a cell)."""
+    pods = max(1, pods)
+    columns = max(1, min(pods, width // MIN_BOX_WIDTH))
+    if columns < pods:
+        columns = min(columns, math.ceil(pods / 2), 4) if pods > 4 else columns
+    return columns, math.ceil(pods / columns), max(1, width // columns)

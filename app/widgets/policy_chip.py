@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.message import Message
 from textual.widgets import Static
 
 from app.cluster.view import ClusterView
+from app.scene.policy import policy_summary
 
 
-def chip_text(view: ClusterView) -> str:
-    if view.policy == "pick_first":
-        if view.balancer == "l7":
-            return "pick_first → L7 picks per call"
-        return f"{view.channels} × pick_first" if view.channels > 1 else "pick_first → pinned to 1 pod"
-    if view.policy == "round_robin":
-        return "round_robin → one pick per call"
-    return "least_request → less busy of 2"
+def chip_text(view: ClusterView) -> Text:
+    """Two lines, the policy's name in bold, then what it does: nothing to wrap, no brackets."""
+    name, does = policy_summary(view)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(name, style="bold")
+    text.append("\n")
+    text.append(does)
+    return text
 
 
 class PolicyChip(Static):
@@ -23,7 +25,7 @@ class PolicyChip(Static):
         """The user asked for the other policy."""
 
     def show(self, view: ClusterView) -> None:
-        self.update(f"[{chip_text(view)}]")
+        self.update(chip_text(view))
         balanced = view.policy != "pick_first" or view.balancer == "l7"
         self.set_class(balanced, "-round-robin")
 

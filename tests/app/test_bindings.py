@@ -34,7 +34,7 @@ async def test_starts_with_cluster_running_and_pick_first() -> None:
         await settle(app, pilot)
         assert app.cluster.policy == "pick_first"
         assert all(pod.serving for pod in app.cluster.pods)
-        assert "pick_first → pinned to 1 pod" in screen_text(app)
+        assert "pick_first\n→ pinned to 1 pod" in screen_text(app)  # the chip: policy, then what it does
 
 
 async def test_g_under_pick_first_lands_all_on_one_pod_then_p_spreads() -> None:

@@ -149,7 +149,7 @@ async def test_configuration_5_slow_pod_badge_and_s_toggles_slowness() -> None:
         await settle(app, pilot)
         boxes = {box.index: box for box in app.query(PodBox)}
         assert boxes[2].has_class("-slow") and "SLOW×10" in screen_text(app)
-        assert "least_request → less busy of 2" in screen_text(app)
+        assert "least_request\n→ less busy of 2" in screen_text(app)  # the chip: policy, then what it does
         assert "least_request pick (gRFC A48)" in screen_text(app)
         await pilot.press("s", "3")  # a second slow pod: no preset any more
         await settle(app, pilot)

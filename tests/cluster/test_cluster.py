@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -271,6 +272,33 @@ async def test_calls_beyond_the_workers_queue() -> None:
     assert model.queued == 2
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert (model.queued, model.running, model.completed) == (0, 0, 3)
+
+
+async def test_a_saturated_pod_reads_full_load_even_when_the_loop_hands_over_late() -> None:
+    """Calls always waiting for its 4 workers: the pod reads ~100 %, though a busy event loop (as
+    the app's rendering is) resumes each queued call late after the one before it ends."""
+    model = LoadModel(service_time=0.005, workers=4, window=0.3)
+    stop = asyncio.Event()
+
+    async def user() -> None:
+        while not stop.is_set():
+            await model.work()
+
+    async def busy_loop() -> None:
+        while not stop.is_set():
+            busy_until = time.monotonic() + 0.002
+            while time.monotonic() < busy_until:  # holds the loop, as a frame of rendering does
+                pass
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(user()) for _ in range(12)] + [asyncio.create_task(busy_loop())]
+    try:
+        await wait_until(lambda: model.completed >= 200, 10, "200 calls")
+        load = model.load()
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert load >= 0.95, f"a pod with calls always queued reads {load:.2f}"
 
 
 async def test_load_model_rejects_bad_parameters() -> None:
