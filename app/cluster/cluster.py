@@ -119,7 +119,7 @@ class Cluster:
         self._channels: tuple[Channel, ...] = ()
         self.pooled = False
         self._rotation = 0
-        self.traffic = Traffic(self._next_channel, timeout=c.call_timeout)
+        self.traffic = Traffic(self._next_channel, timeout=c.call_timeout, current=lambda: self.channels)
         self._listeners: list[Callable[[], None]] = []
         #: The pods as a headless service: what ``endpoints:///NAME`` resolves to (registered by
         #: :meth:`start`); the client and the L7 proxy see a change only when they re-resolve.

@@ -78,10 +78,18 @@ class TrafficStats:
 
 
 class Traffic:
-    """Fires greets on whatever channel ``channel()`` returns at that moment."""
+    """Fires greets on whatever channel ``channel()`` returns at that moment; ``current()`` is every
+    channel the client runs now (a pool has several: ``channel()`` rotates over them)."""
 
-    def __init__(self, channel: Callable[[], Channel], name: str = "Ada", timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        channel: Callable[[], Channel],
+        name: str = "Ada",
+        timeout: float = 10.0,
+        current: Callable[[], Collection[Channel]] | None = None,
+    ) -> None:
         self._channel = channel
+        self._current = current or (lambda: (channel(),))
         self.name = name
         self.timeout = timeout
         self.stats = TrafficStats()
@@ -104,7 +112,8 @@ class Traffic:
         stats.in_flight += 1
         if channel not in stats.channels:
             # a new channel: forget the old ones whose calls have all ended
-            for old in [ch for ch, calls in stats.channels.items() if not calls.in_flight]:
+            current = self._current()
+            for old in [ch for ch, calls in stats.channels.items() if not calls.in_flight and ch not in current]:
                 del stats.channels[old]
             stats.channels[channel] = ChannelCalls()
         stats.channels[channel].in_flight += 1
@@ -146,7 +155,7 @@ class Traffic:
             while self._ended[0] < now - RATE_WINDOW:
                 self._ended.popleft()
             calls.in_flight -= 1
-            if not calls.in_flight and channel is not self._channel():
+            if not calls.in_flight and channel not in self._current():
                 stats.channels.pop(channel, None)  # an old channel's last call
             stats.in_flight -= 1
             if not stats.in_flight:

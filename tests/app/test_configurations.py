@@ -164,7 +164,7 @@ async def test_configuration_5_slow_pod_badge_and_s_toggles_slowness() -> None:
 
 async def test_configuration_7_draws_every_pooled_connection_and_says_where_each_went() -> None:
     app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(120, 36)) as pilot:  # room for a line per connection (80×24 sums them up)
         cluster = app.cluster
         await cluster.wait_ready()
         await choose(app, pilot, 7)
