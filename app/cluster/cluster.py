@@ -609,6 +609,7 @@ class Cluster:
             min_reresolution_interval=self.config.min_reresolution_interval,
             history=self.history.sample(pods, stats.latency),
             channels=len(self.channels),
+            via_vip=via_balancer,
         )
 
     def _upstream_view(self, loop_time: float) -> tuple[ConnectionView, ...]:

@@ -99,12 +99,24 @@ class ClusterView:
     history: HistoryView = field(default_factory=HistoryView)
     #: The client's channels: 1, or the pool's size (configuration 7); ``connections`` lists every one's.
     channels: int = 1
+    #: The client dials the VIP (pick_first), rather than every pod.
+    via_vip: bool = True
     #: Closed-loop users greeting back to back (0 unless they run), and the measured rate of
     #: calls ending while steady traffic runs, per second.
     users: int = 0
     calls_per_second: float = 0.0
     #: Calls fired on the client's old channels (before the last switch) still in flight.
     old_calls_in_flight: int = 0
+
+    @property
+    def through_l7(self) -> bool:
+        """The client dials the VIP and the VIP is the L7 proxy: it balances per call."""
+        return self.via_vip and self.balancer == "l7"
+
+    @property
+    def per_call(self) -> bool:
+        """Calls are balanced one by one (by the client, or by the L7 proxy), not by connection."""
+        return not self.via_vip or self.balancer == "l7"
 
     @property
     def ready_connections(self) -> int:

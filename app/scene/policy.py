@@ -1,8 +1,32 @@
-"""What the policy chip says: the client's policy, then what it does with the VIP in front of it."""
+"""What the balancer box says: what the VIP is, the client's policy and where its calls go.
+
+The box renders these; the words for a policy or a VIP live here, not in the widgets."""
 
 from __future__ import annotations
 
 from app.cluster.view import ClusterView
+
+VIP_TITLES = {"l4": "L4 LB (ELB/nginx)", "l7": "L7 proxy (Envoy)"}
+VIP_ROLES = {"l4": "balances CONNECTIONS", "l7": "balances CALLS"}
+
+
+def vip_title(view: ClusterView) -> str:
+    return VIP_TITLES.get(view.balancer, view.balancer)
+
+
+def vip_role(view: ClusterView) -> str:
+    return VIP_ROLES.get(view.balancer, "")
+
+
+def route(view: ClusterView) -> str:
+    """Where the client's connections go, in a few words (fits the balancer box)."""
+    if not view.via_vip:
+        return "direct to pods"
+    if view.through_l7:
+        return "via L7 → every pod"
+    if view.channels > 1:
+        return f"{view.channels} channels → VIP"
+    return "via VIP → 1 pod"
 
 
 def policy_summary(view: ClusterView) -> tuple[str, str]:

@@ -8,21 +8,9 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.cluster.view import ClusterView
+from app.scene.policy import route, vip_role, vip_title
 from app.widgets.connection_lines import ConnectionLines
 from app.widgets.policy_chip import PolicyChip
-
-TITLES = {"l4": "L4 LB (ELB/nginx)", "l7": "L7 proxy (Envoy)"}
-ROLES = {"l4": "balances CONNECTIONS", "l7": "balances CALLS"}
-
-
-def path(view: ClusterView) -> str:
-    if view.policy != "pick_first":
-        return "direct to pods"
-    if view.balancer == "l7":
-        return "via L7 → every pod"
-    if view.channels > 1:
-        return f"{view.channels} channels → VIP"
-    return "via VIP → 1 pod"
 
 
 class BalancerBox(Vertical):
@@ -31,13 +19,10 @@ class BalancerBox(Vertical):
     now: reactive[float] = reactive(0.0)
 
     def compose(self) -> ComposeResult:
-        yield Static(ROLES["l4"], id="balancer-role")
+        yield Static(id="balancer-role")
         yield PolicyChip(id="policy-chip")
         yield Static(id="balancer-path")
         yield ConnectionLines(id="connection-lines")
-
-    def on_mount(self) -> None:
-        self.border_title = TITLES["l4"]
 
     def watch_view(self, view: ClusterView | None) -> None:
         if view is not None:
@@ -48,9 +33,9 @@ class BalancerBox(Vertical):
             self.query_one(ConnectionLines).show(self.view, now)
 
     def show(self, view: ClusterView, now: float) -> None:
-        self.border_title = TITLES[view.balancer]
-        self.query_one("#balancer-role", Static).update(ROLES[view.balancer])
+        self.border_title = vip_title(view)
+        self.query_one("#balancer-role", Static).update(vip_role(view))
         self.query_one(PolicyChip).show(view)
-        self.query_one("#balancer-path", Static).update(path(view))
+        self.query_one("#balancer-path", Static).update(route(view))
         self.query_one(ConnectionLines).show(view, now)
-        self.set_class(view.policy != "pick_first", "-bypassed")
+        self.set_class(not view.via_vip, "-bypassed")

@@ -111,7 +111,7 @@ def _rows(blocks: list[list[Text]]) -> int:
 def connection_blocks(view: ClusterView, now: float, rows: int, width: int) -> list[list[Text]]:
     """Each connection's lines (one block per connection), fitted to ``width``; when they do not fit
     in ``rows``, the READY ones summed in one block, the others listed, then "+N more"."""
-    l7 = view.policy == "pick_first" and view.balancer == "l7"
+    l7 = view.through_l7
     ages = view.max_connection_age is not None
 
     def age(conn: ConnectionView) -> float | None:

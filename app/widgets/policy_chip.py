@@ -26,8 +26,7 @@ class PolicyChip(Static):
 
     def show(self, view: ClusterView) -> None:
         self.update(chip_text(view))
-        balanced = view.policy != "pick_first" or view.balancer == "l7"
-        self.set_class(balanced, "-round-robin")
+        self.set_class(view.per_call, "-per-call")
 
     def on_click(self) -> None:
         self.post_message(self.Toggled())
