@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from dataclasses import replace
+from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import TabbedContent
 
 from app.cluster import ClusterConfig
+from app.cluster.history import HistoryView
+from app.scene import SCENE_SEED
 from app.ui import RpcvizApp
 from tests.helpers import wait_until
 
 #: Seeded balancer, no service time, a short load window: the screen settles
 #: to the same picture on every run (no ports, clocks or latencies shown).
-SNAPSHOT_CONFIG = ClusterConfig(seed=3, service_time=0.0, load_window=0.05)
+SNAPSHOT_CONFIG = ClusterConfig(seed=SCENE_SEED, service_time=0.0, load_window=0.05)
 
 
 def make_app() -> RpcvizApp:
@@ -145,3 +151,73 @@ async def scaled_up(pilot: Pilot[None]) -> None:
     app.wake()
     app.sample()
     await pilot.pause()
+
+
+# --- the teaching layer (issue 13): the replay, the chat, the history ---------------------------
+
+
+async def replay_pinned(pilot: Pilot[None]) -> None:
+    """The replay's step 5 on the scene's seed: 40 greets, all on pod #3 — CONNECTION PINNING.
+    (A counted burst stands in for the steady users, so the figures are the same every run.)"""
+    app = pilot.app
+    assert isinstance(app, RpcvizApp)
+    await app.cluster.wait_ready()
+    player = app.player
+
+    def counted(on: bool) -> None:
+        if on:
+            app.cluster.traffic.burst(40)
+
+    player.stage.steady = counted
+    await pilot.press("space")
+    for _ in range(4):
+        await player.wait_reached(10)
+        await pilot.press("space")
+    await player.wait_reached(10)
+    assert player.index == 4 and player.phase == "reached", (player.index, player.phase)
+    await settle(app, pilot)
+
+
+async def chat_two_answers(pilot: Pilot[None]) -> None:
+    """20 greets pinned, then c and the first two questions: four messages in the chat."""
+    app = pilot.app
+    assert isinstance(app, RpcvizApp)
+    await greets(app, pilot, 20)
+    await pilot.press("c")
+    await pilot.pause()
+    await pilot.press("enter", "down", "enter")
+    await wait_until(lambda: len(app.query_one("ChatPanel").messages) == 4, 5, "two answers")  # type: ignore[attr-defined]
+    await settle(app, pilot)
+
+
+def strip_history_latencies(app: RpcvizApp) -> None:
+    """The history's p50/p99 are wall-clock figures: a snapshot shows them as "–"."""
+    history = app.cluster.history
+    sample = history.sample
+
+    def without_latencies(*args: Any, **kwargs: Any) -> HistoryView:
+        view = sample(*args, **kwargs)
+        pods = tuple(replace(p, p50_ms=None, p99_ms=None) for p in view.pods)
+        return replace(view, pods=pods)
+
+    history.sample = without_latencies  # type: ignore[method-assign]
+
+
+async def history_after_switch(pilot: Pilot[None]) -> None:
+    """Ten seconds on the history's own clock: five pinned (12 greets a second), then p and five
+    balanced: one pod at 100 % of each second, then four at 25 %."""
+    app = pilot.app
+    assert isinstance(app, RpcvizApp)
+    now = [float(math.floor(asyncio.get_running_loop().time()) + 1)]  # on from where the history is
+    app.cluster.history.clock = lambda: now[0]
+    strip_history_latencies(app)
+    await app.cluster.wait_ready()
+    for second in range(10):
+        if second == 5:
+            await pilot.press("p")
+            await app.cluster.wait_ready()
+        await greets(app, pilot, 12)
+        now[0] += 1
+        app.sample()
+    app.query_one("#lower", TabbedContent).active = "history-tab"
+    await settle(app, pilot)

@@ -88,7 +88,7 @@ async def test_c_opens_the_chat_enter_asks_and_show_me_switches_the_cluster() ->
         pinned = app.cluster.view().pinned_pod
         assert f"pod #{pinned}" in answer.text and "12" in answer.text, answer.text
         # down to the L7 question, ask it, then "show me"
-        while "L7" not in app.focused.question.text:  # type: ignore[union-attr]
+        while "L7" not in app.focused.question.text:
             await pilot.press("down")
         await pilot.press("enter")
         await wait_until(lambda: len(chat.messages) == 4, 5, "the second answer")
@@ -98,3 +98,14 @@ async def test_c_opens_the_chat_enter_asks_and_show_me_switches_the_cluster() ->
             10,
             "configuration 4 to run",
         )
+
+
+async def test_at_80x24_the_footer_keeps_help_and_quit() -> None:
+    app = RpcvizApp(SNAPSHOT_CONFIG)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.cluster.wait_ready()
+        await pilot.pause()
+        footer = app.query_one("Footer")
+        keys = [key for key in footer.query("FooterKey") if key.region.right <= 80 and key.region.width > 0]
+        shown = {key.description for key in keys}  # type: ignore[attr-defined]
+        assert {"Help", "Quit", "Replay", "Ask", "Policy", "Greet"} <= shown, shown

@@ -55,3 +55,22 @@ def test_configuration_6_scaled_up_to_six_pods(snap_compare: Any) -> None:
 def test_configuration_6_wide(snap_compare: Any) -> None:
     app = scenarios.make_configuration_app(configuration_age=600.0)
     assert snap_compare(app, terminal_size=(140, 40), run_before=scenarios.scaled_up)
+
+
+# --- the teaching layer (issue 13) ---------------------------------------------------------------
+
+
+def test_replay_step_5_connection_pinning(snap_compare: Any) -> None:
+    assert snap_compare(scenarios.make_app(), terminal_size=(120, 36), run_before=scenarios.replay_pinned)
+
+
+def test_replay_step_5_at_80x24(snap_compare: Any) -> None:
+    assert snap_compare(scenarios.make_app(), terminal_size=(80, 24), run_before=scenarios.replay_pinned)
+
+
+def test_chat_with_two_answers(snap_compare: Any) -> None:
+    assert snap_compare(scenarios.make_app(), terminal_size=(120, 36), run_before=scenarios.chat_two_answers)
+
+
+def test_history_after_a_policy_switch(snap_compare: Any) -> None:
+    assert snap_compare(scenarios.make_app(), terminal_size=(120, 36), run_before=scenarios.history_after_switch)
