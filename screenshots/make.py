@@ -155,11 +155,22 @@ async def round_robin_slow(pilot: Pilot[None]) -> None:
     await slow_pod(pilot, 2)
 
 
+async def pooled(pilot: Pilot[None]) -> None:
+    """Configuration 7: four pick_first channels through the VIP, 20 greets rotating over them."""
+    app = _app(pilot)
+    await app.cluster.wait_ready()
+    await scenarios.choose(app, pilot, 7)
+    await scenarios.greets(app, pilot, GREETS)
+
+
 SNAPSHOT = scenarios.SNAPSHOT_CONFIG
 #: One backoff of exactly a second: the countdown reads the same on every run.
 BACKING_OFF = replace(SNAPSHOT, backoff=BackoffConfig(base_delay=1.0, max_delay=1.0, jitter=0.0))
 
 SHOTS: list[tuple[str, Scenario, tuple[int, int], ClusterConfig]] = [
+    ("replay-connection-pinning", scenarios.replay_pinned, (120, 36), SNAPSHOT),
+    ("chat-two-answers", scenarios.chat_two_answers, (120, 36), SNAPSHOT),
+    ("history-after-switch", scenarios.history_after_switch, (120, 36), SNAPSHOT),
     ("first-screen", scenarios.first_screen, (80, 24), SNAPSHOT),
     ("pinned-20-greets", scenarios.pinned, (80, 24), SNAPSHOT),
     ("balanced-20-greets", scenarios.balanced, (80, 24), SNAPSHOT),
@@ -172,6 +183,7 @@ SHOTS: list[tuple[str, Scenario, tuple[int, int], ClusterConfig]] = [
     ("configuration-5-least-request", least_request, (110, 32), SNAPSHOT),
     ("round-robin-slow-pod", round_robin_slow, (110, 32), SNAPSHOT),
     ("configuration-6-scale-up", scenarios.scaled_up, (110, 32), replace(SNAPSHOT, configuration_age=600.0)),
+    ("configuration-7-more-connections", pooled, (110, 32), SNAPSHOT),
 ]
 
 
