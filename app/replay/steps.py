@@ -192,11 +192,6 @@ def _l4_choice_text(view: ClusterView, mark: Mark) -> str:
     )
 
 
-async def _greet_pinned(stage: Stage) -> None:
-    await stage.configure(1)
-    stage.steady(True)
-
-
 def _pinned_enough(view: ClusterView, mark: Mark) -> bool:
     return _pod_known(view, mark) and sum(mark.calls_since(view).values()) >= PINNED_CALLS
 
@@ -213,11 +208,6 @@ def _pinned_text(view: ClusterView, mark: Mark) -> str:
         f"while pod{'s' if len(dark) != 1 else ''} {_pods(dark)} stay dark. "
         f"One backend stuck with all the work because the connection never moves: {CONNECTION_PINNING}."
     )
-
-
-async def _switch_round_robin(stage: Stage) -> None:
-    await stage.configure(2)
-    stage.steady(True)
 
 
 def _all_connected(view: ClusterView, mark: Mark) -> bool:
@@ -249,11 +239,6 @@ def _balanced_text(view: ClusterView, mark: Mark) -> str:
     )
 
 
-async def _max_age(stage: Stage) -> None:
-    await stage.configure(3)
-    stage.steady(True)
-
-
 def _rotated(view: ClusterView, mark: Mark) -> bool:
     return bool(mark.goaways_since(view)) and _pod_known(view, mark)
 
@@ -268,11 +253,6 @@ def _rotated_text(view: ClusterView, mark: Mark) -> str:
     )
 
 
-async def _l7(stage: Stage) -> None:
-    await stage.configure(4)
-    stage.steady(True)
-
-
 def _l7_spread(view: ClusterView, mark: Mark) -> bool:
     calls = mark.calls_since(view)
     return view.balancer == "l7" and view.ready_connections == 1 and min(calls.values(), default=0) >= L7_CALLS_PER_POD
@@ -285,11 +265,6 @@ def _l7_text(view: ClusterView, mark: Mark) -> str:
         f"ends it, holds {upstream} of its own to the pods and balances each call: {_spread(mark.calls_since(view))} "
         "since this step. The price: one more hop per call."
     )
-
-
-async def _least_request(stage: Stage) -> None:
-    await stage.configure(5)
-    stage.steady(True)
 
 
 def _least_request_enough(view: ClusterView, mark: Mark) -> bool:
@@ -308,6 +283,16 @@ def _least_request_text(view: ClusterView, mark: Mark) -> str:
         f"two random pods' calls in flight and sent it {100 * calls.get(pod.index, 0) / total:.0f} % of the "
         f"{total} calls since this step; round_robin would send it {100 / len(view.pods):.0f} %."
     )
+
+
+def _with_traffic(number: int) -> Callable[[Stage], Coroutine[object, object, None]]:
+    """The drive of a step that shows configuration ``number`` under the steady users."""
+
+    async def drive(stage: Stage) -> None:
+        await stage.configure(number)
+        stage.steady(True)
+
+    return drive
 
 
 async def _scale_up(stage: Stage) -> None:
@@ -369,7 +354,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "Every greet lands there",
         'Watch: every greet("Ada") the client fires rides that same connection…',
-        _greet_pinned,
+        _with_traffic(1),
         _pinned_enough,
         _pinned_text,
         CONNECTION_PINNING,
@@ -377,7 +362,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "Switch to round_robin",
         "Watch: the client discovers all the pods and connects to each…",
-        _switch_round_robin,
+        _with_traffic(2),
         _all_connected,
         _client_side_text,
         CLIENT_SIDE_LOAD_BALANCING,
@@ -385,7 +370,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "The meters balance",
         "Watch the meters…",
-        _switch_round_robin,
+        _with_traffic(2),
         _balanced,
         _balanced_text,
         CLIENT_SIDE_LOAD_BALANCING,
@@ -393,21 +378,21 @@ STEPS: tuple[Step, ...] = (
     Step(
         "Answer 1: MAX_CONNECTION_AGE",
         "Back to pick_first through the L4 LB, and the pods send old connections away: watch for a GOAWAY…",
-        _max_age,
+        _with_traffic(3),
         _rotated,
         _rotated_text,
     ),
     Step(
         "Answer 2: an L7 proxy",
         "The VIP becomes an L7 proxy (Envoy, nginx grpc_pass): watch the meters…",
-        _l7,
+        _with_traffic(4),
         _l7_spread,
         _l7_text,
     ),
     Step(
         "Answer 3: least_request vs a slow pod",
         "One pod turns 10× slower; the client switches to least_request: watch that pod's meter and RPCs…",
-        _least_request,
+        _with_traffic(5),
         _least_request_enough,
         _least_request_text,
         CLIENT_SIDE_LOAD_BALANCING,
