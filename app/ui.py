@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.timer import Timer
 
 from app.cluster import MAX_PODS, Cluster, ClusterConfig, ClusterView, configuration
+from app.cluster.attached import AttachedCluster, NotOwned
 from app.replay import Player, Stage
 from app.scene import SCENE_SEED
 from app.scene import TITLE as SCENE_TITLE
@@ -90,15 +91,21 @@ class RpcvizApp(App[None]):
     ]
 
     def __init__(
-        self, config: ClusterConfig | None = None, steady_users: int = STEADY_USERS, replay: bool = False
+        self,
+        config: ClusterConfig | None = None,
+        steady_users: int = STEADY_USERS,
+        replay: bool = False,
+        cluster: Cluster | AttachedCluster | None = None,
     ) -> None:
         super().__init__()
-        self.cluster = Cluster(
+        #: The embedded cluster (it runs the pods), or a client attached to a deployment (``rpcviz attach``).
+        self.cluster: Cluster | AttachedCluster = cluster or Cluster(
             config or ClusterConfig(seed=SCENE_SEED, min_reresolution_interval=MIN_RERESOLUTION_INTERVAL)
         )
         self.steady_users = steady_users
         #: The guided replay (``space`` starts it; ``replay=True`` starts it with the app).
-        self.player = Player(Stage(self.cluster, self._set_steady, len(self.cluster.pods)), on_change=self.wake)
+        # (attached, the replay is refused: its steps drive an embedded cluster)
+        self.player = Player(Stage(self.cluster, self._set_steady, len(self.cluster.pods)), on_change=self.wake)  # type: ignore[arg-type]
         self._replay_at_start = replay
         self._last: ClusterView | None = None
         #: `d` or `s` was pressed: the next pod number drains or slows it instead of killing it.
@@ -109,7 +116,7 @@ class RpcvizApp(App[None]):
         self.clock: Callable[[], float] = lambda: asyncio.get_running_loop().time()
 
     def get_default_screen(self) -> SceneScreen:
-        return SceneScreen(len(self.cluster.pods))
+        return SceneScreen(len(self.cluster.pods), owned=self.cluster.owned)
 
     @property
     def scene(self) -> SceneScreen:
@@ -194,7 +201,13 @@ class RpcvizApp(App[None]):
         self.wake()
 
     async def on_configuration_bar_selected(self, message: ConfigurationBar.Selected) -> None:
-        await self.cluster.apply(configuration(message.number))
+        await self._apply(message.number)
+
+    async def _apply(self, number: int) -> None:
+        try:
+            await self.cluster.apply(configuration(number))
+        except NotOwned as exc:
+            self.notify(str(exc), severity="warning")
         self.wake()
 
     async def action_scale(self, delta: int) -> None:
@@ -236,10 +249,16 @@ class RpcvizApp(App[None]):
         self.wake()
 
     def action_drain(self) -> None:
-        self._set_pending("drain")
+        self._owned("drain") and self._set_pending("drain")  # type: ignore[func-returns-value]
 
     def action_slow(self) -> None:
-        self._set_pending("slow")
+        self._owned("slow down") and self._set_pending("slow")  # type: ignore[func-returns-value]
+
+    def _owned(self, what: str) -> bool:
+        """The app runs the pods (else it says it cannot ``what`` them)."""
+        if not self.cluster.owned:
+            self.notify(f"rpcviz attach does not own these pods: it cannot {what} them", severity="warning")
+        return self.cluster.owned
 
     def _set_pending(self, pending: str | None) -> None:
         """``d`` or ``s`` waits for a pod number: the header says so until one comes or Esc."""
@@ -256,7 +275,11 @@ class RpcvizApp(App[None]):
             self._set_pending(None)
             if action == "cancel":
                 return True
-        return await super().run_action(action, *args, **kwargs)
+        try:
+            return await super().run_action(action, *args, **kwargs)
+        except NotOwned as exc:  # attached: the pods and the configurations are not ours
+            self.notify(str(exc), severity="warning")
+            return True
 
     def action_cancel(self) -> None:
         if self.player.playing:
@@ -266,8 +289,7 @@ class RpcvizApp(App[None]):
         self.scene.focus_chat()
 
     async def on_chat_panel_show_me(self, message: ChatPanel.ShowMe) -> None:
-        await self.cluster.apply(configuration(message.configuration))
-        self.wake()
+        await self._apply(message.configuration)
 
     # --- the replay ---------------------------------------------------------------
 
@@ -277,6 +299,9 @@ class RpcvizApp(App[None]):
         return True
 
     def action_replay_forward(self) -> None:
+        if not self.cluster.owned:
+            self.notify("the replay drives the embedded cluster: run `rpcviz --replay` for it", severity="warning")
+            return
         self.player.forward()
 
     def action_replay_back(self) -> None:
@@ -300,6 +325,21 @@ class RpcvizApp(App[None]):
 def _ages_shown(view: ClusterView) -> bool:
     """Connection ages are on screen (MAX_CONNECTION_AGE is set and a connection is up)."""
     return view.max_connection_age is not None and any(c.connected_at is not None for c in view.connections)
+
+
+class AttachApp(RpcvizApp):
+    """``rpcviz attach``: the same screen on a deployment the app does not own. Kill, drain, slow and
+    scale are hidden (and say why if pressed); the policy toggle, greets, bursts, the steady users and
+    the history work as embedded."""
+
+    BINDINGS = [
+        Binding("1", "pod(1)", "Kill", show=False),
+    ]
+
+    def __init__(self, cluster: AttachedCluster) -> None:
+        super().__init__(cluster=cluster)
+        pods = f" · pods {cluster.pods_target}" if cluster.pods_target else ""
+        self.sub_title = f"attached to VIP {cluster.vip}{pods}"
 
 
 def run_app(replay: bool = False, seed: int = SCENE_SEED) -> int:

@@ -94,6 +94,9 @@ class ClusterConfig:
 class Cluster:
     """Start it, pick a policy, fire traffic, read :meth:`view`."""
 
+    #: The app runs these pods (``rpcviz attach``'s cluster does not).
+    owned = True
+
     def __init__(self, config: ClusterConfig | None = None, *, history: History | None = None) -> None:
         self.config = config or ClusterConfig()
         #: Calls/s and latency per second, fed by :meth:`view` (tests inject one with their own clock).

@@ -35,6 +35,9 @@ class PodView:
     goaways: int = 0
     #: Service time multiplier (1 = healthy; see ``Cluster.set_slow``).
     slow_factor: float = 1.0
+    #: What ``load`` measures: "model" (the pod's busy workers, embedded), "orca" (what the pod
+    #: reports, gRFC A51) or "client" (this client's share of the calls it answered, attached).
+    load_source: str = "model"
     #: Whether the client's channel has this pod's address (it resolved the pods, and did so since
     #: the pod started); None when it dials the VIP.
     resolved: bool | None = None
@@ -101,6 +104,8 @@ class ClusterView:
     channels: int = 1
     #: The client dials the VIP (pick_first), rather than every pod.
     via_vip: bool = True
+    #: The app runs these pods (embedded) rather than being attached to a deployment it does not own.
+    owned: bool = True
     #: Closed-loop users greeting back to back (0 unless they run), and the measured rate of
     #: calls ending while steady traffic runs, per second.
     users: int = 0

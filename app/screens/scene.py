@@ -42,13 +42,17 @@ class SceneScreen(Screen[None]):
     #: The replay's narration, or None when no replay runs (the bar then hides).
     narration: var[Narration | None] = var(None)
 
-    def __init__(self, pods: int) -> None:
+    def __init__(self, pods: int, owned: bool = True) -> None:
         super().__init__()
         self._initial_pods = pods
+        #: False when attached to a deployment: its configurations are not the app's to switch.
+        self._owned = owned
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield ConfigurationBar(id="configurations").data_bind(SceneScreen.view)
+        bar = ConfigurationBar(id="configurations").data_bind(SceneScreen.view)
+        bar.display = self._owned
+        yield bar
         with Horizontal(id="diagram"):
             yield ClientBox(id="client").data_bind(SceneScreen.view)
             yield ClientLink(id="client-link").data_bind(SceneScreen.view)

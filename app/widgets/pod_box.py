@@ -9,6 +9,9 @@ from app.cluster.view import PodView
 from app.widgets.client_box import plural, short
 from app.widgets.load_meter import meter_bar, meter_lines
 
+#: What the figure under the meter measures (``PodView.load_source``).
+LOAD_WORDS = {"model": "load", "orca": "cpu", "client": "of calls"}
+
 
 def badges(pod: PodView) -> list[str]:
     """Every word that is true of the pod now, the most important first (a drained pinned pod
@@ -67,7 +70,7 @@ class PodBox(Static):
         meter: list[tuple[str, str]]
         if room >= len(head) + len(tail) + 4:  # tall enough for a column meter of three rows or more
             meter = meter_lines(pod.load, room - len(head) - len(tail) - 1)
-            meter.append((_fit(width, f"{load} load", load), ""))
+            meter.append((_fit(width, f"{load} {LOAD_WORDS.get(pod.load_source, 'load')}", load), ""))
         else:  # short: one horizontal bar with the load beside it
             meter = [(f"{meter_bar(pod.load, width - len(load) - 1)} {load}", "")]
         while len(head) + len(meter) + len(tail) > room and tail[-1][1] == "dim":
