@@ -8,6 +8,9 @@ from app.cluster.view import ClusterView
 
 def configuration_line(view: ClusterView) -> str:
     """What the live configuration does, in one line; a state that is no preset is described."""
+    if not view.owned:
+        through = "dials the VIP: the balancer behind it picks" if view.via_vip else "dials every pod itself"
+        return f"Attached to a deployment: {view.policy} {through}."
     if view.configuration is not None:
         return configuration(view.configuration).explanation
     parts = [view.policy]
