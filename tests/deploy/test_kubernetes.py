@@ -267,8 +267,9 @@ def test_job_calls_each_service_by_its_dns_name_with_flags_our_cli_accepts() -> 
         resolver = parse_target(args.target)
         assert isinstance(resolver, DnsResolver), args.target  # a Service name, not an IP
         by_service[resolver.host] = args
-        port = manifest(next(f for f, s in SERVICES.items() if s == resolver.host))["spec"]["ports"][0]["port"]
-        assert resolver.port == port, args.target
+        ports = {s: manifest(f)["spec"]["ports"][0]["port"] for f, s in SERVICES.items()}
+        assert resolver.host in ports, f"{args.target}: no Service is named {resolver.host!r}"
+        assert resolver.port == ports[resolver.host], args.target
         assert args.calls == 100
         assert container["image"] == server_container()["image"]
     assert sorted(by_service) == ["greeter", "greeter-headless"]
