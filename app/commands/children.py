@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import app
+from app.commands.errors import CliError
 
 #: prctl(2) option: the signal a process gets when its parent (the thread that forked it) dies.
 _PR_SET_PDEATHSIG = 1
@@ -63,15 +64,19 @@ class Child:
 
     @classmethod
     async def start(cls, name: str, argv: Sequence[str]) -> Child:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=_env(),
-            start_new_session=True,
-            preexec_fn=_death_signal(),
-        )
+        """Start ``argv``; CliError (one line) if it cannot be run at all."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=_env(),
+                start_new_session=True,
+                preexec_fn=_death_signal(),
+            )
+        except OSError as exc:
+            raise CliError(f"cannot start {name} ({argv[0]}): {exc.strerror or exc}") from None
         return cls(name, proc)
 
     @property

@@ -154,17 +154,8 @@ async def run(args: argparse.Namespace) -> int:
             sig = stop.result()
             raise CliError(f"{sig.name} during start-up: stopped what had started", 128 + sig)
         pods, balancer = startup.result()
-        for child in [*pods, balancer]:
-            child.forward()
-        exits: set[asyncio.Future[Any]] = {asyncio.ensure_future(child.proc.wait()) for child in [*pods, balancer]}
-        await asyncio.wait({stop, *exits}, return_when=asyncio.FIRST_COMPLETED)
-        for wait in exits:
-            wait.cancel()
-        died = next((child for child in [balancer, *pods] if not child.running), None)
-        if died is not None:
-            reason = await died.last_error()
-            raise CliError(f"{died.name} (pid {died.pid}) exited: {reason}; stopped the rest")
-        print(f"cluster up: {stop.result().name}, stopping the balancer, then the pods", flush=True)
+        sig = await _until_stopped(stop, [balancer, *pods])
+        print(f"cluster up: {sig.name}, stopping the balancer, then the pods", flush=True)
         stopping = True
         return 0
     finally:
@@ -173,6 +164,22 @@ async def run(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
         if stopping:
             print(f"cluster up: everything stopped; removed {workdir}", flush=True)
+
+
+async def _until_stopped(stop: asyncio.Future[signal.Signals], children: list[Child]) -> signal.Signals:
+    """Print the children's output until the signal comes; CliError if one of them exits first."""
+    for child in children:
+        child.forward()
+    exits: set[asyncio.Future[Any]] = {asyncio.ensure_future(child.proc.wait()) for child in children}
+    try:
+        await asyncio.wait({stop, *exits}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in exits:
+            wait.cancel()
+    died = next((child for child in children if not child.running), None)
+    if died is not None:
+        raise CliError(f"{died.name} (pid {died.pid}) exited: {await died.last_error()}; stopped the rest")
+    return stop.result()
 
 
 async def _start(
@@ -373,7 +380,13 @@ async def _stop_all(children: Children, grace: float, balancer_kind: str) -> Non
         return
     urgent = asyncio.Event()
     second = shutdown_signal()
-    second.add_done_callback(lambda _: urgent.set())
+
+    def kill_the_rest(signalled: asyncio.Future[signal.Signals]) -> None:
+        if not signalled.cancelled():
+            print(f"cluster up: {signalled.result().name} again, killing what is left", flush=True)
+            urgent.set()
+
+    second.add_done_callback(kill_the_rest)
     timeout = grace + STOP_MARGIN
     try:
         front = [child for child in started if child.name in ("balancer", "nginx")]
