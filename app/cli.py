@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from app.commands import attach, call, demo, interop_client, interop_server, proxy, serve
+from app.commands import attach, call, cluster_up, demo, interop_client, interop_server, proxy, serve
 from app.commands.errors import CliError
 from app.commands.version import version
 
@@ -22,6 +22,7 @@ COMMANDS = {
     "proxy": proxy,
     "demo": demo,
     "attach": attach,
+    "cluster": cluster_up,
     "interop-client": interop_client,
     "interop-server": interop_server,
 }

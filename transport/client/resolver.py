@@ -4,6 +4,7 @@ Target syntax (gRPC's naming doc):
 - ``host:port``            one address: a single name, e.g. a VIP in front of an L4 balancer
 - ``ipv4:a:p,b:p,...``     every listed address (``ipv6:[::1]:p,...`` likewise)
 - ``dns:///host:port``     every address DNS returns, e.g. a Kubernetes headless service
+                           (a name listed in ``$RPCVIZ_HOSTS`` resolves from that file: ``hosts.py``)
 - ``endpoints:///NAME``    a registered, changing set of addresses (``transport/client/endpoints.py``)
 
 Resolvers are registered by scheme, so others (xds, a cluster's own) can be added.
@@ -19,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from transport.address import Address
+from transport.client import hosts
 
 DEFAULT_PORT = 443
 _HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\Z")
@@ -53,7 +55,8 @@ class StaticResolver(Resolver):
 
 
 class DnsResolver(Resolver):
-    """Looks the name up with getaddrinfo; ``all_addresses=False`` keeps the first only."""
+    """Looks the name up in ``$RPCVIZ_HOSTS`` (re-read each time), else with getaddrinfo;
+    ``all_addresses=False`` keeps the first only."""
 
     def __init__(self, target: str, host: str, port: int, all_addresses: bool) -> None:
         super().__init__(target, f"{host}:{port}")
@@ -62,11 +65,16 @@ class DnsResolver(Resolver):
         self.all_addresses = all_addresses
 
     async def resolve(self) -> list[Address]:
+        if listed := hosts.lookup(self.host):
+            addresses = [Address(host, self.port) for host in listed]
+            return addresses if self.all_addresses else addresses[:1]
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         except socket.gaierror as exc:
-            raise OSError(f"DNS resolution failed for {self.host!r}: {exc.strerror}") from exc
+            path = hosts.hosts_path()
+            unlisted = f" (nor listed in {hosts.HOSTS_ENV}={path})" if path else ""
+            raise OSError(f"DNS resolution failed for {self.host!r}: {exc.strerror}{unlisted}") from exc
         addresses = list(dict.fromkeys(Address(str(info[4][0]), int(info[4][1])) for info in infos))
         if not addresses:
             raise OSError(f"DNS returned no addresses for {self.host!r}")
