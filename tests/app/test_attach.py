@@ -3,6 +3,7 @@ proxy on 127.0.0.1, started by the test as a deployment would be)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +13,7 @@ from app.cluster.load import LoadModel
 from app.cluster.pod import Pod
 from app.ui import AttachApp
 from app.widgets.pod_box import PodBox
+from tests.cli.test_cluster_up import Cluster, cluster_up, stop
 from tests.helpers import FAST_BACKOFF, wait_until
 from transport import ChannelOptions
 from transport.proxy.l4 import L4Proxy
@@ -72,3 +74,30 @@ async def test_attach_pins_through_the_vip_balances_with_round_robin_and_refuses
         assert "CLIENT-SIDE LOAD BALANCING" in str(app.query_one("#backends-title").render())
         assert not app.query_one("#configurations").display
         assert cluster.traffic.stats.failed_total == 0
+
+
+async def test_attach_to_cluster_up_marks_pinned_the_pod_the_vip_chose(clusters: list[Cluster]) -> None:
+    """Across processes: ``rpcviz cluster up`` (four ``rpcviz serve`` pods behind our L4 proxy), the app
+    attached to its VIP; the pod the balancer chose is PINNED on screen, and says so itself on stop."""
+    cluster = cluster_up(clusters, "--pods", "4")
+    app = AttachApp(AttachedCluster(cluster.vip, cluster.pods_target))
+    async with app.run_test(size=(120, 36)) as pilot:
+        attached = app.cluster
+        await attached.wait_ready()
+        for _ in range(20):
+            await pilot.press("g")
+        await attached.traffic.drain(10)
+        app.wake()
+        app.sample()
+        await pilot.pause()
+        view = attached.view()
+        served = [pod for pod in view.pods if pod.calls]
+        assert len(served) == 1 and served[0].calls == 20, view.pods
+        assert {box.index for box in app.query(PodBox) if box.has_class("-pinned")} == {served[0].index}
+        chosen = served[0].name
+    out = stop(cluster, cluster.pids)
+    # each pod's own tally on stop (it also counts the health Checks that identified it): only the
+    # chosen one served the 20 greets
+    tallies = {pod: int(n) for pod, n in re.findall(r"(pod-\d): stopped after (\d+) call", out)}
+    assert len(tallies) == 4 and tallies[chosen] >= 20, out
+    assert all(n < 20 for pod, n in tallies.items() if pod != chosen), out
