@@ -95,17 +95,17 @@ class RpcvizApp(App[None]):
         config: ClusterConfig | None = None,
         steady_users: int = STEADY_USERS,
         replay: bool = False,
-        cluster: Cluster | AttachedCluster | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         super().__init__()
         #: The embedded cluster (it runs the pods), or a client attached to a deployment (``rpcviz attach``).
-        self.cluster: Cluster | AttachedCluster = cluster or Cluster(
+        self.cluster: Cluster = cluster or Cluster(
             config or ClusterConfig(seed=SCENE_SEED, min_reresolution_interval=MIN_RERESOLUTION_INTERVAL)
         )
         self.steady_users = steady_users
         #: The guided replay (``space`` starts it; ``replay=True`` starts it with the app).
         # (attached, the replay is refused: its steps drive an embedded cluster)
-        self.player = Player(Stage(self.cluster, self._set_steady, len(self.cluster.pods)), on_change=self.wake)  # type: ignore[arg-type]
+        self.player = Player(Stage(self.cluster, self._set_steady, len(self.cluster.pods)), on_change=self.wake)
         self._replay_at_start = replay
         self._last: ClusterView | None = None
         #: `d` or `s` was pressed: the next pod number drains or slows it instead of killing it.
@@ -336,8 +336,11 @@ class AttachApp(RpcvizApp):
         Binding("1", "pod(1)", "Kill", show=False),
     ]
 
+    #: The App's interface to a cluster, over pods it does not own (what it cannot do raises NotOwned).
+    cluster: AttachedCluster  # type: ignore[assignment]
+
     def __init__(self, cluster: AttachedCluster) -> None:
-        super().__init__(cluster=cluster)
+        super().__init__(cluster=cluster)  # type: ignore[arg-type]
         pods = f" · pods {cluster.pods_target}" if cluster.pods_target else ""
         self.sub_title = f"attached to VIP {cluster.vip}{pods}"
 
