@@ -63,6 +63,8 @@ PROTOS = [
     Proto("grpc/testing", "app/interop/protos", "empty.proto", pool=_INTEROP_POOL),
     Proto("grpc/testing", "app/interop/protos", "messages.proto", pool=_INTEROP_POOL),
     Proto("grpc/testing", "app/interop/protos", "test.proto", pool=_INTEROP_POOL, stubs=True),
+    Proto("xds/data/orca/v3", "transport/orca/v3", "orca_load_report.proto"),
+    Proto("xds/service/orca/v3", "transport/orca/v3", "orca.proto", stubs=True),
 ]
 #: Where each proto's ``_pb2`` is imported from, for the plugin (protoc's own guess is its canonical name).
 _MODULES = ",".join(f"M{p.proto_name}={p.pb2_module}" for p in PROTOS)
@@ -89,6 +91,10 @@ def generate(proto: Proto) -> dict[Path, str]:
     local = ROOT / proto.local
     with tempfile.TemporaryDirectory() as out:
         args = [f"-I{proto.canonical}={local}" if proto.canonical else f"-I{local}"]
+        # where an import of another proto listed here finds it (orca.proto's of the load report)
+        args += sorted(
+            {f"-I{p.canonical}={ROOT / p.local}" for p in PROTOS if p.canonical and p.canonical != proto.canonical}
+        )
         args += [f"--python_out={out}", f"--pyi_out={out}"]
         if proto.stubs:
             args += [f"--rpcviz_out={out}", f"--rpcviz_opt={_MODULES}"]

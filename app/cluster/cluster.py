@@ -26,6 +26,7 @@ from transport import Address, BackoffConfig, Channel, ChannelOptions, Connectiv
 from transport.client.channel import MIN_RERESOLUTION_INTERVAL
 from transport.client.endpoints import Endpoints
 from transport.client.subchannel import Subchannel
+from transport.orca import OrcaLoadReport
 from transport.proxy import L4Proxy
 from transport.proxy.l7 import L7Proxy
 
@@ -561,6 +562,7 @@ class Cluster:
             for sc in each.subchannels
         ]
         resolved = set(channel.addresses) if not via_balancer else None
+        reported = self._reported_utilization(proxied)
         pinned = {c.pod for c in connections if c.via_balancer and c.pod is not None}
         traffic = self.traffic
         stats = traffic.stats
@@ -583,6 +585,7 @@ class Cluster:
                 goaways=pod.goaways,
                 slow_factor=pod.load_model.slow_factor,
                 resolved=None if resolved is None else pod.address_or_none in resolved,
+                reported_utilization=reported.get(pod.index),
             )
             for pod in self.pods
         )
@@ -623,6 +626,21 @@ class Cluster:
             _connection_view(sc, self._pod_of(sc.address), False, loop_time) for sc in self.l7_proxy.channel.subchannels
         )
 
+    def _reported_utilization(self, proxied: dict[Address, int]) -> dict[int, float]:
+        """Pod index -> the utilization in the latest load report a connection to it received (a
+        report from before a subchannel's current connection may be another pod's, via the VIP)."""
+        latest: dict[int, tuple[float, float]] = {}
+        for each in self.channels:
+            for sc in each.subchannels:
+                report, at, since = sc.load_report, sc.load_report_at, sc.connected_at
+                if report is None or at is None or since is None or at < since:
+                    continue
+                pod = self._pod_reached(each, sc, proxied)
+                value = _utilization(report)
+                if pod is not None and value is not None and (pod not in latest or latest[pod][0] < at):
+                    latest[pod] = (at, value)
+        return {pod: value for pod, (_, value) in latest.items()}
+
     def _proxied_pods(self) -> dict[Address, int]:
         """Client-side address of each proxied connection -> the pod it was sent to."""
         if self.proxy is None:
@@ -633,6 +651,17 @@ class Cluster:
             if pod is not None:
                 result[info.client] = pod
         return result
+
+
+def _utilization(report: OrcaLoadReport) -> float | None:
+    """The one figure a pod meter shows of a load report: busy, else application, else CPU utilization."""
+    busy = report.utilization.get("busy")
+    if busy is not None:
+        return float(busy)
+    for figure in (report.application_utilization, report.cpu_utilization):
+        if figure > 0:
+            return float(figure)
+    return None
 
 
 def _connection_view(sc: Subchannel, pod: int | None, via_balancer: bool, loop_time: float) -> ConnectionView:

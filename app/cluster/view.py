@@ -41,6 +41,10 @@ class PodView:
     #: Whether the client's channel has this pod's address (it resolved the pods, and did so since
     #: the pod started); None when it dials the VIP.
     resolved: bool | None = None
+    #: What the pod itself reports (ORCA, gRFC A51) in the latest load report the client's
+    #: connections to it received: its ``utilization["busy"]``, else its application, else its CPU
+    #: utilization, 0..1 (CPU may exceed 1); None when it reports none.
+    reported_utilization: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from app.cluster.load import LoadModel
 from app.commands.args import at_least, metadata_text, non_negative_seconds, positive_seconds
 from app.commands.errors import CliError, listen_error
+from app.commands.load_report import LoadSampler
 from app.commands.serving import add_health_and_reflection
 from app.commands.signals import shutdown_signal
 from app.greeter.service import Greeter
 from transport import Server, ServerOptions
+from transport.orca import OrcaService, ServerMetricsRecorder, enable_call_metrics
 from transport.server import ServerStats
+
+#: Workers of the load model when --service-time is given without --workers (the visualizer's pods').
+DEFAULT_WORKERS = 4
 
 #: The gRFC A9 connection flags, as (flag, ServerOptions field).
 KEEPALIVE_FLAGS = (
@@ -37,6 +43,38 @@ def add_parser(sub: Any) -> None:
         default=5.0,
         metavar="S",
         help="seconds in-flight calls get on shutdown (default 5)",
+    )
+    load = p.add_argument_group("load model and load reports (ORCA, gRFC A51)")
+    load.add_argument(
+        "--service-time",
+        type=positive_seconds,
+        metavar="S",
+        help="each greet holds one of --workers workers for S seconds, queueing while all are busy (the "
+        "visualizer's pod load model); default: none, greets answer at once",
+    )
+    load.add_argument(
+        "--workers",
+        type=at_least(1),
+        metavar="N",
+        help=f"workers of the load model (with --service-time; default {DEFAULT_WORKERS})",
+    )
+    load.add_argument(
+        "--orca",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="report this server's load: an endpoint-load-metrics-bin trailer (an xds.data.orca.v3.OrcaLoadReport) "
+        "on every response, and the out-of-band xds.service.orca.v3.OpenRcaService stream. It carries "
+        "cpu_utilization (this process's CPU time over wall time: a fraction of one core), rps_fractional and "
+        "eps (calls and errors per second) and, with --service-time, utilization['busy'] (the workers' busy "
+        "fraction). On by default",
+    )
+    load.add_argument(
+        "--orca-interval",
+        type=positive_seconds,
+        default=1.0,
+        metavar="S",
+        help="sample the load every S seconds; also the shortest out-of-band report interval a client gets "
+        "(default 1; gRPC's own services default to 30)",
     )
     conn = p.add_argument_group("connection management (gRFC A9; each off by default, as in grpc)")
     conn.add_argument(
@@ -93,23 +131,60 @@ def stopped_line(name: str, stats: ServerStats) -> str:
     return f"{name}: stopped after {stats.calls_served} {noun}" + (f" ({counts})" if counts else "")
 
 
+def load_model(args: argparse.Namespace) -> LoadModel | None:
+    """The load model the flags ask for, or None."""
+    if args.service_time is None:
+        if args.workers is not None:
+            raise CliError("--workers needs --service-time", 2)
+        return None
+    return LoadModel(args.service_time, args.workers or DEFAULT_WORKERS)
+
+
+def describe_load(args: argparse.Namespace) -> str:
+    """The load model and the load reports, for the start-up output ('' when neither)."""
+    parts = []
+    if args.service_time is not None:
+        parts.append(f"service time {args.service_time * 1000:g}ms on {args.workers or DEFAULT_WORKERS} workers")
+    if args.orca:
+        busy = ", busy" if args.service_time is not None else ""
+        parts.append(f"ORCA load reports (cpu, rps, eps{busy}) sampled every {args.orca_interval:g}s")
+    return ", ".join(parts)
+
+
 async def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise listen_error("the server", f"{args.host}:{args.port}", OSError(0, "port must be 0-65535"))
     server = Server(name=args.name, options=options(args))
-    server.add_service(Greeter())
+    model = load_model(args)
+    server.add_service(Greeter(work=model.work if model is not None else None))
     health = add_health_and_reflection(server)
+    orca: OrcaService | None = None
+    sampler: LoadSampler | None = None
+    if args.orca:
+        recorder = ServerMetricsRecorder()
+        enable_call_metrics(server, recorder)
+        orca = OrcaService(recorder, min_report_interval=args.orca_interval)
+        server.add_service(orca)
+        sampler = LoadSampler(recorder, server.stats, model)
     try:
         address = await server.start(args.host, args.port)
     except OSError as exc:
         raise listen_error("the server", f"{args.host}:{args.port}", exc) from None
+    if sampler is not None:
+        sampler.start(args.orca_interval)
     stop = shutdown_signal()  # before the line below: a script may signal as soon as it reads it
     print(f"{args.name} serving helloworld.Greeter on {address}", flush=True)
     if connection_options := describe_options(args):
         print(f"{args.name}: {connection_options}", flush=True)
+    if load := describe_load(args):
+        print(f"{args.name}: {load}", flush=True)
     sig = await stop
     print(f"{args.name}: {sig.name}, stopping (in-flight calls get {args.grace:g}s)", flush=True)
     health.shutdown()  # NOT_SERVING before the drain starts: probes and Watch clients see it
+    if orca is not None:
+        orca.shutdown()  # the out-of-band streams end now: the drain does not wait for them
     await server.stop(grace=args.grace)
+    if sampler is not None:
+        sampler.stop()
     print(stopped_line(args.name, server.stats), flush=True)
     return 0

@@ -77,6 +77,7 @@ def test_stock_reflection_client_lists_services_and_finds_say_hello(daemons: lis
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "helloworld.Greeter",
+        "xds.service.orca.v3.OpenRcaService",  # ORCA's out-of-band load reports (--orca, on by default)
     ]
     assert (method.input_type.full_name, method.output_type.full_name) == (
         "helloworld.HelloRequest",
@@ -106,6 +107,7 @@ def test_grpcurl_lists_and_describes_with_no_proto(daemons: list[Daemon]) -> Non
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "helloworld.Greeter",
+        "xds.service.orca.v3.OpenRcaService",  # ORCA's out-of-band load reports (--orca, on by default)
     ]
     described = grpcurl(address, "describe", "helloworld.Greeter")
     assert "rpc SayHello ( .helloworld.HelloRequest ) returns ( .helloworld.HelloReply );" in described

@@ -32,6 +32,7 @@ CHECKED_IN = [
     "app/greeter/helloworld_rpcviz.py",
     "transport/health/health_rpcviz.py",
     "app/interop/protos/test_rpcviz.py",
+    "transport/orca/v3/orca_rpcviz.py",
 ]
 
 #: The client API of issue 11 (API-SPEC.md): multi-callables for the four call shapes on Channel.
@@ -561,6 +562,8 @@ def test_generated_code_is_mypy_strict_clean(generated: Path, tmp_path: Path) ->
         "app.interop.protos.test_pb2",
         "transport.reflection.v1.reflection_pb2",
         "transport.reflection.v1alpha.reflection_pb2",
+        "transport.orca.v3.orca_load_report_pb2",
+        "transport.orca.v3.orca_pb2",
         "rpcviz_case.common_pb2",
         "rpcviz_case.other.common_pb2",
         "rpcviz_case.v1.shapes_pb2",
@@ -570,6 +573,7 @@ def test_generated_code_is_mypy_strict_clean(generated: Path, tmp_path: Path) ->
         "app.greeter.helloworld_rpcviz",
         "transport.health.health_rpcviz",
         "app.interop.protos.test_rpcviz",
+        "transport.orca.v3.orca_rpcviz",
         "rpcviz_case.v1.shapes_rpcviz",
         "rpcviz_case_bare_rpcviz",
     ]

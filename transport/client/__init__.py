@@ -18,6 +18,7 @@ from transport.client.multicallable import (
     UnaryStreamMultiCallable,
     UnaryUnaryMultiCallable,
 )
+from transport.client.orca import OrcaOobWatcher, parse_load_report
 from transport.client.resolver import Resolver, parse_target, register_scheme, resolve_all, resolve_one
 from transport.client.subchannel import Subchannel, SubchannelOptions, SubchannelStats
 
@@ -33,6 +34,7 @@ __all__ = [
     "EndpointsResolver",
     "ExponentialBackoff",
     "Invoker",
+    "OrcaOobWatcher",
     "Resolver",
     "StreamStreamCall",
     "StreamStreamMultiCallable",
@@ -46,6 +48,7 @@ __all__ = [
     "UnaryStreamMultiCallable",
     "UnaryUnaryCall",
     "UnaryUnaryMultiCallable",
+    "parse_load_report",
     "parse_target",
     "register_scheme",
     "resolve_all",

@@ -24,6 +24,7 @@ from h2.errors import ErrorCodes
 
 from transport.client.connection import ClientConnection, StreamNotProcessed
 from transport.client.interceptors import CallDetails
+from transport.client.orca import note_load_report
 from transport.client.outcome import stream_error
 from transport.eof import EOF, _End
 from transport.http2.stream import Stream, StreamReset
@@ -356,9 +357,14 @@ class Call:
         if conn is None or subchannel is None or self._stream is None:
             return
         self._conn = None
-        conn.forget(self._stream)  # the call keeps the stream for its metadata
+        stream = self._stream
+        conn.forget(stream)  # the call keeps the stream for its metadata
         stats = subchannel.stats
         stats.calls_in_flight -= 1
+        # gRFC A51: the server's load report, if its trailers (or Trailers-Only headers) hold more than the status
+        block = stream.trailers if stream.trailers is not None else stream.headers
+        if block is not None and len(block) > 1:
+            note_load_report(subchannel, block, self._channel.loop)
         if not counted:
             stats.calls_started -= 1  # the server never saw it
         elif code is StatusCode.OK:

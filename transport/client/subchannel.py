@@ -8,6 +8,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from transport.address import Address
 from transport.client.backoff import BackoffConfig, ExponentialBackoff
@@ -20,6 +21,9 @@ from transport.http2 import DEFAULT_WINDOW_SIZE
 from transport.http2.stream import StreamReset
 from transport.status import RpcError, StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, encode_message
+
+if TYPE_CHECKING:
+    from transport.orca.v3.orca_load_report_pb2 import OrcaLoadReport
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +52,14 @@ class SubchannelStats:
     calls_in_flight: int = 0
     connects: int = 0
     connect_failures: int = 0
+    #: ORCA load reports received (per call or out of band), and those that did not parse (ignored).
+    load_reports: int = 0
+    load_reports_malformed: int = 0
 
     def reset(self) -> None:
         self.calls_started = self.calls_succeeded = self.calls_failed = 0
         self.connects = self.connect_failures = 0
+        self.load_reports = self.load_reports_malformed = 0
 
 
 class Subchannel:
@@ -102,6 +110,12 @@ class Subchannel:
         #: when not health checking.
         self.health: str | None = None
         self._health_task: asyncio.Task[None] | None = None
+        #: The latest ORCA load report of this subchannel's server (gRFC A51: in a call's trailers or
+        #: out of band), and the loop time it arrived; None until one does. A new connection keeps it.
+        self.load_report: OrcaLoadReport | None = None
+        self.load_report_at: float | None = None
+        #: The trailer value the report came in (None: out of band): the same value again is not parsed.
+        self.load_report_wire: bytes | None = None
         self._backoff = ExponentialBackoff(self.options.backoff, rng)
         self._listeners: list[StateListener] = []
         self._connect_task: asyncio.Task[None] | None = None
@@ -127,6 +141,13 @@ class Subchannel:
                 listener(self, old, state)
             except Exception:
                 log.exception("subchannel state listener failed")
+
+    def record_load_report(self, report: OrcaLoadReport, at: float, wire: bytes | None = None) -> None:
+        """The server reported its load (``transport.client.orca``): keep it as the latest."""
+        self.load_report = report
+        self.load_report_at = at
+        self.load_report_wire = wire
+        self.stats.load_reports += 1
 
     def request_connection(self) -> None:
         """Start connecting if IDLE, or at ``next_attempt_at`` if that is still ahead (after a

@@ -32,6 +32,7 @@ from transport.wire import encode_message, percent_encode
 
 if TYPE_CHECKING:
     from transport.server.connection import ServerConnection
+    from transport.server.server import Server
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ServerCall:
         "_initial_metadata",
         "_metadata",
         "_trailing_metadata",
+        "attachments",
         "finished",
         "handler",
         "method",
@@ -81,6 +83,9 @@ class ServerCall:
         self._code = StatusCode.OK
         self._details = ""
         self.finished = False
+        #: What extensions keep with this call while it runs (grpc-go keeps such things in the
+        #: call's context), by a key of theirs: ORCA's per-call metrics recorder. None until one does.
+        self.attachments: dict[object, object] | None = None
         if timeout is not None:
             loop = conn.loop
             self._deadline: float | None = loop.time() + timeout
@@ -100,6 +105,11 @@ class ServerCall:
         if self._metadata is None:
             self._metadata = decode_metadata(self._headers)
         return self._metadata
+
+    @property
+    def server(self) -> Server:
+        """The server running this call."""
+        return self._conn.server
 
     def peer(self) -> str:
         """The client's address in gRPC's form, e.g. ``ipv4:127.0.0.1:5000``."""
@@ -176,11 +186,12 @@ class ServerCall:
         """Headers, message and OK trailers in one go if the windows allow (the fast path)."""
         if self.finished:
             return True
-        if self._code is StatusCode.OK and self.stream.send_response(
-            _RESPONSE_HEADERS + self._initial_metadata,
-            encode_message(payload),
-            [_OK_STATUS, *self._trailing_metadata],
-        ):
+        if self._code is not StatusCode.OK:
+            return False
+        trailers = [_OK_STATUS, *self._trailing_metadata]
+        if self._conn.trailer_hooks:
+            trailers += self._hook_trailers()
+        if self.stream.send_response(_RESPONSE_HEADERS + self._initial_metadata, encode_message(payload), trailers):
             self._close(StatusCode.OK)
             return True
         return False
@@ -193,6 +204,8 @@ class ServerCall:
         if details:
             trailers.append((b"grpc-message", percent_encode(details)))
         trailers += encode_metadata(metadata) if metadata else self._trailing_metadata
+        if self._conn.trailer_hooks:
+            trailers += self._hook_trailers()
         stream = self.stream
         try:
             if stream.headers_sent:
@@ -205,6 +218,16 @@ class ServerCall:
         except Exception as exc:  # noqa: BLE001 - the stream is gone; account and move on
             log.debug("could not send status on stream %d: %s", self.stream_id, exc)
         self._close(code)
+
+    def _hook_trailers(self) -> list[tuple[bytes, bytes]]:
+        """What the server's trailer hooks add to this call's status."""
+        added: list[tuple[bytes, bytes]] = []
+        for hook in self._conn.trailer_hooks:
+            try:
+                added += hook(self)
+            except Exception:
+                log.exception("a trailer hook failed on %s", self.method)
+        return added
 
     def finish_normally(self) -> None:
         """The handler returned: the status it set (OK unless ``set_code``)."""

@@ -62,6 +62,8 @@ class ServerConnection(H2Protocol):
         self.acceptor: Acceptor | None = server.acceptor
         self.calls: dict[int, ServerCall] = {}
         self.server_headers = server.response_headers
+        #: The server's list itself: a hook added later applies here too.
+        self.trailer_hooks = server.trailer_hooks
         #: A GOAWAY went out: the connection ends once its calls are done.
         self.draining = False
         #: Loop time since which no call has been outstanding.

@@ -6,9 +6,9 @@ import asyncio
 import heapq
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from transport.address import Address
 from transport.http2 import DEFAULT_MAX_HEADER_LIST_SIZE, DEFAULT_WINDOW_SIZE
@@ -18,7 +18,15 @@ from transport.server.handlers import GenericHandler, MethodHandler, Service
 from transport.status import StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 
+if TYPE_CHECKING:
+    from transport.server.call import ServerCall
+
 log = logging.getLogger(__name__)
+
+#: Adds trailers to every call a handler answered, OK or not, as its status goes out: header pairs
+#: (already encoded, e.g. ORCA's ``endpoint-load-metrics-bin``). It may run twice for one call (a
+#: unary response that did not fit the windows at once), so it reads the call, never changes it.
+TrailerHook = Callable[["ServerCall"], Iterable[tuple[bytes, bytes]]]
 
 #: Response metadata key with the answering server's name, so a client
 #: behind a proxy can see where its call landed.
@@ -129,6 +137,8 @@ class Server:
         self.options = options or ServerOptions()
         self.methods: dict[str, MethodHandler] = {}
         self._generic_handlers: list[GenericHandler] = []
+        #: What adds trailers to each call's status (:meth:`add_trailer_hook`); empty = nothing to do.
+        self.trailer_hooks: list[TrailerHook] = []
         self.stats = ServerStats()
         self.response_headers: list[tuple[bytes, bytes]] = (
             [(SERVER_NAME_KEY.encode(), name.encode("ascii"))] if name else []
@@ -157,6 +167,11 @@ class Server:
         serializers the handler sees raw message bytes: a proxy can forward any method.
         """
         self._generic_handlers.append(lookup)
+
+    def add_trailer_hook(self, hook: TrailerHook) -> None:
+        """Have ``hook(call)`` add trailers to every call a handler answers (grpc-go's interceptors do it
+        for ORCA's per-call load report); a hook that raises is logged and adds nothing."""
+        self.trailer_hooks.append(hook)
 
     def lookup_generic(self, path: str) -> MethodHandler | None:
         for lookup in self._generic_handlers:
