@@ -16,12 +16,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.cluster.cluster import _connection_view
+from app.cluster.cluster import _connection_view, _utilization
 from app.cluster.events import EventLog
 from app.cluster.history import History
 from app.cluster.traffic import Traffic
 from app.cluster.view import ClusterView, PodView
-from transport import Address, Channel, ChannelOptions, ConnectivityState, RpcError
+from transport import Address, Channel, ChannelOptions, ConnectivityState, RpcError, Subchannel
 from transport.client.resolver import resolve_all
 from transport.health.health_pb2 import HealthCheckRequest
 from transport.health.health_rpcviz import HealthStub
@@ -32,6 +32,14 @@ PROBE_TIMEOUT = 2.0
 #: The window the client-observed load is measured over, seconds.
 RATE_WINDOW = 1.0
 POLICIES = ("pick_first", "round_robin", "least_request")
+
+
+def _current_report(sc: Subchannel) -> float | None:
+    """The utilization in the latest load report on ``sc``'s current connection (gRFC A51), if any."""
+    report, at, since = sc.load_report, sc.load_report_at, sc.connected_at
+    if report is None or at is None or since is None or at < since:
+        return None
+    return _utilization(report)
 
 
 class NotOwned(Exception):
@@ -219,6 +227,7 @@ class AttachedCluster:
         current = stats.landed_on(self._channels)
         loop_time = self.clock()
         connections = []
+        reported: dict[int, float] = {}
         for sc in channel.subchannels:
             if via_vip:  # the pod behind the VIP is the one that answered this connection's calls
                 pod = max(current, key=lambda n: current[n], default=None)
@@ -226,6 +235,9 @@ class AttachedCluster:
             else:
                 index = by_address.get(sc.address)
             connections.append(_connection_view(sc, index, via_vip, loop_time))
+            figure = _current_report(sc)
+            if index is not None and figure is not None:
+                reported[index] = figure
         pinned = {c.pod for c in connections if via_vip and c.pod is not None}
         rates = self._observed_load(stats.landed)
         resolved = {p.address for p in self._pods} if not via_vip else None
@@ -234,8 +246,9 @@ class AttachedCluster:
                 index=pod.index,
                 name=pod.name,
                 serving=True,
-                load=rates.get(pod.name, 0.0),
-                load_source="client",
+                load=reported.get(pod.index, rates.get(pod.name, 0.0)),
+                load_source="orca" if pod.index in reported else "client",
+                reported_utilization=reported.get(pod.index),
                 calls=stats.landed.get(pod.name, 0),
                 in_flight=0,
                 connections=sum(1 for c in connections if c.pod == pod.index and c.state == "READY"),

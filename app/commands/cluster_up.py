@@ -105,6 +105,14 @@ def add_parser(sub: Any) -> None:
         help="on Ctrl-C/SIGTERM, seconds the balancer's connections and the pods' calls get (default 5)",
     )
     up.add_argument(
+        "--service-time",
+        type=non_negative_seconds,
+        default=0.02,
+        metavar="S",
+        help="each pod serves a greet in S seconds on 4 workers, as the app's pods do, and reports how busy "
+        "they are in its ORCA load reports (default 0.02; 0: answer at once, no busy figure)",
+    )
+    up.add_argument(
         "--nginx", metavar="PATH", default=None, help="the nginx binary (default: nginx on PATH or in sbin)"
     )
 
@@ -231,7 +239,16 @@ async def _all(coroutines: Any) -> list[Any]:
 async def _start_pod(args: argparse.Namespace, k: int, address: Address, children: Children) -> tuple[Child, Address]:
     name = f"pod-{k}"
     argv = python_argv(
-        "serve", "--host", address.host, "--port", str(address.port), "--name", name, "--grace", f"{args.grace:g}"
+        "serve",
+        "--host",
+        address.host,
+        "--port",
+        str(address.port),
+        "--name",
+        name,
+        "--grace",
+        f"{args.grace:g}",
+        *(("--service-time", f"{args.service_time:g}", "--workers", "4") if args.service_time > 0 else ()),
     )
     child = await children.spawn(name, argv)
     bound = await _wait_line(child, _SERVING, "serving")

@@ -10,7 +10,7 @@ from app.widgets.client_box import plural, short
 from app.widgets.load_meter import meter_bar, meter_lines
 
 #: What the figure under the meter measures (``PodView.load_source``).
-LOAD_WORDS = {"model": "load", "orca": "cpu", "client": "of calls"}
+LOAD_WORDS = {"model": "load", "orca": "reported", "client": "of calls"}
 
 
 def badges(pod: PodView) -> list[str]:

@@ -94,6 +94,11 @@ async def test_attach_to_cluster_up_marks_pinned_the_pod_the_vip_chose(clusters:
         served = [pod for pod in view.pods if pod.calls]
         assert len(served) == 1 and served[0].calls == 20, view.pods
         assert {box.index for box in app.query(PodBox) if box.has_class("-pinned")} == {served[0].index}
+        # the pods report their workers' busy fraction (ORCA, per call): the meter shows it, and says so
+        assert served[0].load_source == "orca" and served[0].reported_utilization is not None, served[0]
+        box = next(box for box in app.query(PodBox) if box.index == served[0].index)
+        assert "reported" in str(box.render()), str(box.render())
+        assert all(pod.load_source == "client" for pod in view.pods if pod is not served[0])
         chosen = served[0].name
     out = stop(cluster, cluster.pids)
     # each pod's own tally on stop (it also counts the health Checks that identified it): only the
