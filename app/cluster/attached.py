@@ -225,11 +225,19 @@ class AttachedCluster:
         by_address = {p.address: p.index for p in self._pods if p.address is not None}
         via_vip = self.policy == "pick_first"
         current = stats.landed_on(self._channels)
+        if via_vip and self.balancer == "l4" and self._spreads_calls(current):
+            self.balancer = "l7"
+            self.events.add(
+                "configuration", f"the VIP sent one connection's calls to {len(current)} pods: it balances CALLS (L7)"
+            )
+        l7 = via_vip and self.balancer == "l7"
         loop_time = self.clock()
         connections = []
         reported: dict[int, float] = {}
         for sc in channel.subchannels:
-            if via_vip:  # the pod behind the VIP is the one that answered this connection's calls
+            if l7:  # the VIP ends the connection and picks a pod per call
+                index = None
+            elif via_vip:  # the pod behind the VIP is the one that answered this connection's calls
                 pod = max(current, key=lambda n: current[n], default=None)
                 index = self._pod_named(pod).index if pod is not None and sc.state is ConnectivityState.READY else None
             else:
@@ -238,7 +246,7 @@ class AttachedCluster:
             figure = _current_report(sc)
             if index is not None and figure is not None:
                 reported[index] = figure
-        pinned = {c.pod for c in connections if via_vip and c.pod is not None}
+        pinned = {c.pod for c in connections if via_vip and not l7 and c.pod is not None}
         rates = self._observed_load(stats.landed)
         resolved = {p.address for p in self._pods} if not via_vip else None
         pods = tuple(
@@ -282,6 +290,12 @@ class AttachedCluster:
             via_vip=via_vip,
             owned=False,
         )
+
+    def _spreads_calls(self, landed: dict[str, int]) -> bool:
+        """One connection to the VIP, never re-established, and its calls answered by two pods or more:
+        an L4 balancer cannot do that (it forwards a connection's bytes to one pod), an L7 proxy does."""
+        subchannels = self.channel.subchannels
+        return len(subchannels) == 1 and subchannels[0].stats.connects == 1 and sum(1 for n in landed.values() if n) > 1
 
     def _observed_load(self, landed: dict[str, int]) -> dict[str, float]:
         """What this client observes of each pod's load: its share of the calls answered in the last

@@ -17,6 +17,7 @@ from tests.cli.test_cluster_up import Cluster, cluster_up, stop
 from tests.helpers import FAST_BACKOFF, wait_until
 from transport import ChannelOptions
 from transport.proxy.l4 import L4Proxy
+from transport.proxy.l7 import L7Proxy
 
 
 @pytest.fixture
@@ -106,3 +107,28 @@ async def test_attach_to_cluster_up_marks_pinned_the_pod_the_vip_chose(clusters:
     tallies = {pod: int(n) for pod, n in re.findall(r"(pod-\d): stopped after (\d+) call", out)}
     assert len(tallies) == 4 and tallies[chosen] >= 20, out
     assert all(n < 20 for pod, n in tallies.items() if pod != chosen), out
+
+
+async def test_attached_to_an_l7_vip_it_sees_one_connection_spread_per_call_and_pins_nothing(
+    deployment: tuple[list[Pod], L4Proxy],
+) -> None:
+    """An L4 balancer sends a connection's bytes to one pod; when one connection's calls come back from
+    several pods, the VIP balances calls: the box says L7 and no pod is PINNED."""
+    pods, _ = deployment
+    listed = ",".join(f"{pod.address.host}:{pod.address.port}" for pod in pods)
+    async with L7Proxy(f"ipv4:{listed}", "round_robin") as proxy:
+        app = AttachApp(AttachedCluster(str(proxy.address), f"ipv4:{listed}"))
+        async with app.run_test(size=(120, 36)) as pilot:
+            cluster = app.cluster
+            await cluster.wait_ready()
+            for _ in range(20):
+                await pilot.press("g")
+            await cluster.traffic.drain(10)
+            app.wake()
+            app.sample()
+            await pilot.pause()
+            view = cluster.view()
+            assert view.balancer == "l7" and view.ready_connections == 1
+            assert [p.calls for p in view.pods] == [5, 5, 5, 5]
+            assert not any(box.has_class("-pinned") for box in app.query(PodBox))
+            assert "balances CALLS" in str(app.query_one("#balancer-role").render())
