@@ -11,17 +11,16 @@ slow and scale are refused (:class:`NotOwned`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.cluster.cluster import _connection_view, _utilization
+from app.cluster.client_side import connection_view, current_report, stop_client
 from app.cluster.events import EventLog
 from app.cluster.history import History
 from app.cluster.traffic import Traffic
 from app.cluster.view import ClusterView, PodView
-from transport import Address, Channel, ChannelOptions, ConnectivityState, RpcError, Subchannel
+from transport import Address, Channel, ChannelOptions, ConnectivityState, RpcError
 from transport.client.resolver import resolve_all
 from transport.health.health_pb2 import HealthCheckRequest
 from transport.health.health_rpcviz import HealthStub
@@ -32,14 +31,6 @@ PROBE_TIMEOUT = 2.0
 #: The window the client-observed load is measured over, seconds.
 RATE_WINDOW = 1.0
 POLICIES = ("pick_first", "round_robin", "least_request")
-
-
-def _current_report(sc: Subchannel) -> float | None:
-    """The utilization in the latest load report on ``sc``'s current connection (gRFC A51), if any."""
-    report, at, since = sc.load_report, sc.load_report_at, sc.connected_at
-    if report is None or at is None or since is None or at < since:
-        return None
-    return _utilization(report)
 
 
 class NotOwned(Exception):
@@ -91,15 +82,7 @@ class AttachedCluster:
         self.set_policy(policy)
 
     async def stop(self, grace: float | None = None) -> None:
-        if grace is None:
-            await self.traffic.stop()
-        else:
-            await self.traffic.cancel()
-        close = 1.0 if grace is None else grace
-        await asyncio.gather(*(channel.close(grace=close) for channel in self._channels))
-        for task in list(self._retiring):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_client(self.traffic, self._channels, self._retiring, grace)
 
     async def _identify(self, address: Address) -> _Pod:
         """The pod at ``address``, named by its ``rpcviz-server`` metadata (one health Check), else by address."""
@@ -242,10 +225,10 @@ class AttachedCluster:
                 index = self._pod_named(pod).index if pod is not None and sc.state is ConnectivityState.READY else None
             else:
                 index = by_address.get(sc.address)
-            connections.append(_connection_view(sc, index, via_vip, loop_time))
-            figure = _current_report(sc)
-            if index is not None and figure is not None:
-                reported[index] = figure
+            connections.append(connection_view(sc, index, via_vip, loop_time))
+            report = current_report(sc)
+            if index is not None and report is not None:
+                reported[index] = report[1]
         pinned = {c.pod for c in connections if via_vip and not l7 and c.pod is not None}
         rates = self._observed_load(stats.landed)
         resolved = {p.address for p in self._pods} if not via_vip else None

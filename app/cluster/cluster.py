@@ -8,13 +8,13 @@ comes from the real servers', proxy's and subchannels' counters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
+from app.cluster.client_side import connection_view, current_report, stop_client
 from app.cluster.configurations import CONFIGURATIONS, Configuration, matching
 from app.cluster.events import EventLog
 from app.cluster.history import History
@@ -26,7 +26,6 @@ from transport import Address, BackoffConfig, Channel, ChannelOptions, Connectiv
 from transport.client.channel import MIN_RERESOLUTION_INTERVAL
 from transport.client.endpoints import Endpoints
 from transport.client.subchannel import Subchannel
-from transport.orca import OrcaLoadReport
 from transport.proxy import L4Proxy
 from transport.proxy.l7 import L7Proxy
 
@@ -171,15 +170,7 @@ class Cluster:
     async def stop(self, grace: float | None = None) -> None:
         """Stop everything: the calls in flight finish first (or, with ``grace``, are cancelled and
         every connection gets that long to close)."""
-        if grace is None:
-            await self.traffic.stop()
-        else:
-            await self.traffic.cancel()
-        close = 1.0 if grace is None else grace
-        await asyncio.gather(*(channel.close(grace=close) for channel in self._channels))
-        for task in list(self._retiring):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        close = await stop_client(self.traffic, self._channels, self._retiring, grace)
         if self.proxy is not None:
             await self.proxy.stop()
         if self.l7_proxy is not None:
@@ -557,7 +548,7 @@ class Cluster:
         via_balancer = self._via_vip(channel)
         proxied = self._proxied_pods()
         connections = [
-            _connection_view(sc, self._pod_reached(each, sc, proxied), via_balancer, loop_time)
+            connection_view(sc, self._pod_reached(each, sc, proxied), via_balancer, loop_time)
             for each in self.channels
             for sc in each.subchannels
         ]
@@ -623,7 +614,7 @@ class Cluster:
         if self.l7_proxy is None:
             return ()
         return tuple(
-            _connection_view(sc, self._pod_of(sc.address), False, loop_time) for sc in self.l7_proxy.channel.subchannels
+            connection_view(sc, self._pod_of(sc.address), False, loop_time) for sc in self.l7_proxy.channel.subchannels
         )
 
     def _reported_utilization(self, proxied: dict[Address, int]) -> dict[int, float]:
@@ -632,13 +623,10 @@ class Cluster:
         latest: dict[int, tuple[float, float]] = {}
         for each in self.channels:
             for sc in each.subchannels:
-                report, at, since = sc.load_report, sc.load_report_at, sc.connected_at
-                if report is None or at is None or since is None or at < since:
-                    continue
+                report = current_report(sc)
                 pod = self._pod_reached(each, sc, proxied)
-                value = _utilization(report)
-                if pod is not None and value is not None and (pod not in latest or latest[pod][0] < at):
-                    latest[pod] = (at, value)
+                if pod is not None and report is not None and (pod not in latest or latest[pod][0] < report[0]):
+                    latest[pod] = report
         return {pod: value for pod, (_, value) in latest.items()}
 
     def _proxied_pods(self) -> dict[Address, int]:
@@ -651,29 +639,6 @@ class Cluster:
             if pod is not None:
                 result[info.client] = pod
         return result
-
-
-def _utilization(report: OrcaLoadReport) -> float | None:
-    """The one figure a pod meter shows of a load report: busy, else application, else CPU utilization."""
-    busy = report.utilization.get("busy")
-    if busy is not None:
-        return float(busy)
-    for figure in (report.application_utilization, report.cpu_utilization):
-        if figure > 0:
-            return float(figure)
-    return None
-
-
-def _connection_view(sc: Subchannel, pod: int | None, via_balancer: bool, loop_time: float) -> ConnectionView:
-    return ConnectionView(
-        state=sc.state.name,
-        pod=pod,
-        via_balancer=via_balancer,
-        calls=sc.stats.calls_succeeded,
-        retry_in=None if sc.next_attempt_at is None else max(0.0, sc.next_attempt_at - loop_time),
-        health=sc.health,
-        connected_at=sc.connected_at,
-    )
 
 
 def _ms(seconds: float) -> float:
