@@ -65,6 +65,7 @@ PROTOS = [
     Proto("grpc/testing", "app/interop/protos", "test.proto", pool=_INTEROP_POOL, stubs=True),
     Proto("xds/data/orca/v3", "transport/orca/v3", "orca_load_report.proto"),
     Proto("xds/service/orca/v3", "transport/orca/v3", "orca.proto", stubs=True),
+    Proto("bench/protos", "bench/protos", "bench.proto", pool=None, stubs=True),
 ]
 #: Where each proto's ``_pb2`` is imported from, for the plugin (protoc's own guess is its canonical name).
 _MODULES = ",".join(f"M{p.proto_name}={p.pb2_module}" for p in PROTOS)
