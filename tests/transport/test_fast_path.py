@@ -42,15 +42,20 @@ def _pair() -> tuple[GrpcH2Connection, GrpcH2Connection]:
 
 
 def _state(conn: GrpcH2Connection) -> tuple[object, ...]:
+    """What a connection holds. A closed stream counts as closed whether it is still in the table
+    or already moved out (h2 moves it at its next count of open streams, the fast paths at once)."""
     streams = {
         sid: (s.state_machine.state, s.outbound_flow_control_window, s._authority, s.request_method)
         for sid, s in conn.streams.items()
+        if not s.closed
     }
+    closed = {sid: s.closed_by for sid, s in conn.streams.items() if s.closed} | dict(conn._closed_streams)
     return (
         conn.state_machine.state,
         conn.outbound_flow_control_window,
         list(conn.encoder.header_table.dynamic_entries),
         streams,
+        closed,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import h2.config
 import h2.exceptions
-from h2.connection import H2Connection, _decode_headers
+from h2.connection import ConnectionState, H2Connection, _decode_headers
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -37,7 +37,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from transport.http2 import fast_path
+from transport.http2 import fast_path, fast_receive
 from transport.http2.flood_guard import FloodGuard
 from transport.http2.frame_buffer import BoundedFrameBuffer, header_block_limit
 from transport.http2.hpack_memo import MemoDecoder, MemoEncoder, validated
@@ -48,6 +48,8 @@ _SETTINGS_ACK_BYTES = 9
 _RST_STREAM_BYTES = 13
 #: The events a header block becomes: replaced by HeaderListTooLarge when the list is over the limit.
 _HEADER_EVENTS = (RequestReceived, ResponseReceived, TrailersReceived, InformationalResponseReceived)
+#: :meth:`GrpcH2Connection.prune_closed_streams` looks again once the table holds this many streams at least.
+PRUNE_MIN = 64
 
 
 class StreamRefused(Event):
@@ -130,6 +132,8 @@ class GrpcH2Connection(H2Connection):
     """
 
     decoder: MemoDecoder
+    #: Take the common frames without frame objects (:mod:`.fast_receive`); False: h2's path for every frame.
+    fast_receive = True
 
     def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
         super().__init__(config)
@@ -147,6 +151,10 @@ class GrpcH2Connection(H2Connection):
         self._stream_frames_sent = False
         #: A flood bound was crossed: all further input is dropped.
         self.calmed = False
+        #: The connection state in which streams run (what the fast paths require).
+        self.open_state = ConnectionState.CLIENT_OPEN if self.config.client_side else ConnectionState.SERVER_OPEN
+        #: Streams held at which :meth:`prune_closed_streams` next looks for closed ones.
+        self._prune_at = PRUNE_MIN
 
     def header_block_pending(self, block: int) -> bool:
         """Header block number ``block`` has begun and is still unfinished."""
@@ -154,7 +162,8 @@ class GrpcH2Connection(H2Connection):
         return buffer.header_block_pending and buffer.header_blocks_started == block
 
     def receive_data(self, data: Any) -> list[Event]:
-        """h2's ``receive_data`` (4.4.1) without its per-read trace formatting, plus the flood bounds."""
+        """h2's ``receive_data`` (4.4.1) without its per-read trace formatting, plus the flood bounds,
+        and the common frames of a gRPC call taken without building frame objects (:mod:`.fast_receive`)."""
         if self.calmed:
             return []
         events: list[Event] = []
@@ -163,8 +172,7 @@ class GrpcH2Connection(H2Connection):
         buffer.add_data(data)
         buffer.max_frame_size = self.max_inbound_frame_size
         try:
-            for frame in buffer:
-                events.extend(self._receive_frame(frame))
+            self._receive_frames(buffer, events)
         except InvalidPaddingError as e:
             self._terminate_connection(ErrorCodes.PROTOCOL_ERROR)
             msg = "Received frame with invalid padding."
@@ -180,6 +188,44 @@ class GrpcH2Connection(H2Connection):
         if buffer.header_blocks_started != started and buffer.header_block_pending:
             events.append(HeaderBlockStarted(buffer.header_blocks_started))
         return events
+
+    def _receive_frames(self, buffer: BoundedFrameBuffer, events: list[Event]) -> None:
+        """Every whole frame buffered, in order: each DATA or HEADERS frame the fast path takes
+        (:mod:`.fast_receive`), any other through h2's frame buffer and dispatch, one at a time."""
+        max_frame = buffer.max_frame_size
+        data_frame, headers_frame = fast_receive.data_frame, fast_receive.headers_frame
+        while True:
+            data = buffer._data
+            if self.fast_receive and not buffer._preamble_len and not buffer._headers_buffer:
+                pos, n = 0, len(data)
+                view = memoryview(data)
+                try:
+                    while n - pos >= 9:
+                        length = (view[pos] << 16) | (view[pos + 1] << 8) | view[pos + 2]
+                        end = pos + 9 + length
+                        if end > n or length > max_frame:
+                            break
+                        kind = view[pos + 3]
+                        flags = view[pos + 4]
+                        stream_id = int.from_bytes(view[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+                        if kind == fast_receive.DATA:
+                            taken = data_frame(self, stream_id, flags, bytes(view[pos + 9 : end]), events)
+                        elif kind == fast_receive.HEADERS:
+                            taken = headers_frame(self, stream_id, flags, bytes(view[pos + 9 : end]), events)
+                        else:
+                            taken = False
+                        if not taken:
+                            break
+                        pos = end
+                finally:
+                    view.release()
+                if pos:
+                    del data[:pos]
+            try:
+                frame = next(buffer)
+            except StopIteration:
+                return
+            events.extend(self._receive_frame(frame))
 
     def send_headers(
         self,
@@ -235,6 +281,52 @@ class GrpcH2Connection(H2Connection):
         stream = self.streams.get(stream_id)
         if stream is not None and stream.open:
             self._prepare_for_sending(stream.acknowledge_received_data(size))
+
+    # --- the stream table ---------------------------------------------------
+
+    def prune_closed_streams(self) -> None:
+        """Drop closed streams from the table, as h2's open-stream count does, but amortized.
+
+        h2 counts open streams by scanning them all (and drops the closed ones as
+        it goes) whenever one opens: O(streams) per call. The fast paths drop a
+        stream as soon as it closes (:meth:`forget_if_closed`) and count without
+        a scan while the table is below the concurrency limit; a stream closed
+        any other way (a reset) waits here, and this scan runs only once the table
+        has doubled since the last one, so the table stays within twice the open
+        streams (plus :data:`PRUNE_MIN`) at O(1) a stream.
+        """
+        if len(self.streams) >= self._prune_at:
+            self._open_streams(0)
+            self._prune_at = 2 * len(self.streams) + PRUNE_MIN
+
+    def forget_if_closed(self, stream_id: int, stream: H2Stream) -> None:
+        """``stream`` just ended on one side: if it is closed, move it out of the table as h2's scan would."""
+        if stream.closed:
+            del self.streams[stream_id]
+            self._closed_streams[stream_id] = stream.closed_by
+
+    # --- header blocks ----------------------------------------------------
+
+    def receive_request_headers(self, stream: H2Stream, headers: Any, end_stream: bool) -> list[Event]:
+        """A new stream's request headers into h2's stream state machine; a malformed request
+        is a stream error (RFC 9113 §8.1.1): that stream is reset (:class:`MalformedRequest`)."""
+        try:
+            _, events = stream.receive_headers(headers, end_stream, self.config.header_encoding)
+        except h2.exceptions.ProtocolError as exc:
+            if stream.closed or isinstance(exc, h2.exceptions.DenialOfServiceError):
+                raise
+            self.reset_stream(stream.stream_id, ErrorCodes.PROTOCOL_ERROR)
+            return [MalformedRequest(stream.stream_id, str(exc))]
+        return events
+
+    def check_header_list_size(self, stream_id: int, events: list[Event]) -> list[Event]:
+        """``events`` of the header block decoded last, its header event replaced by
+        :class:`HeaderListTooLarge` when the list is over our limit."""
+        decoder = self.decoder
+        if decoder.header_list_size > decoder.max_header_list_size:
+            too_large = HeaderListTooLarge(stream_id, decoder.header_list_size, decoder.max_header_list_size)
+            return [too_large if isinstance(e, _HEADER_EVENTS) else e for e in events]
+        return events
 
     def _receive_frame(self, frame: Frame) -> list[Event]:
         # h2's own version formats repr(frame) for a trace log on every frame, even
@@ -331,7 +423,7 @@ class GrpcH2Connection(H2Connection):
             rst.error_code = ErrorCodes.REFUSED_STREAM
             return [rst], [StreamRefused(frame.stream_id)]
         try:
-            result: tuple[list[Frame], list[Event]] = super()._receive_headers_frame(frame)
+            frames, events = super()._receive_headers_frame(frame)
         except h2.exceptions.ProtocolError as exc:
             stream = self.streams.get(frame.stream_id)
             if (
@@ -345,12 +437,7 @@ class GrpcH2Connection(H2Connection):
             # A malformed request is a stream error (RFC 9113 §8.1.1): reset that stream only.
             self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
             return [], [MalformedRequest(frame.stream_id, str(exc))]
-        decoder = self.decoder
-        if decoder.header_list_size > decoder.max_header_list_size:
-            frames, events = result
-            too_large = HeaderListTooLarge(frame.stream_id, decoder.header_list_size, decoder.max_header_list_size)
-            return frames, [too_large if isinstance(e, _HEADER_EVENTS) else e for e in events]
-        return result
+        return frames, self.check_header_list_size(frame.stream_id, events)
 
 
 class GrpcH2Stream(H2Stream):

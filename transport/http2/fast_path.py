@@ -64,13 +64,17 @@ def header_frames(stream_id: int, block: bytes, end_stream: bool, max_frame_size
 def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data: bytes) -> bool:
     """Open ``stream_id`` with request ``headers`` and end it with ``data`` (client side)."""
     size = len(data)
+    streams = conn.streams
+    conn.prune_closed_streams()
+    limit = conn.remote_settings.max_concurrent_streams
     if (
         conn.state_machine.state not in _CLIENT_CAN_OPEN
-        or stream_id in conn.streams
+        or stream_id in streams
         or size > conn.max_outbound_frame_size
         or size > conn.outbound_flow_control_window
         or size > conn.remote_settings.initial_window_size
-        or conn.open_outbound_streams + 1 > conn.remote_settings.max_concurrent_streams
+        # Open streams ≤ streams held (a client holds only its own): count them only at the limit.
+        or (len(streams) >= limit and conn.open_outbound_streams + 1 > limit)
     ):
         return False
     conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
@@ -122,4 +126,5 @@ def send_response(conn: GrpcH2Connection, stream_id: int, headers: Headers, data
     stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
     conn._data_to_send += out
+    conn.forget_if_closed(stream_id, stream)
     return True

@@ -1,0 +1,92 @@
+"""A unary exchange's incoming frames in one step: our frame parsing, h2's state transitions.
+
+The receive-side twin of :mod:`.fast_path`. For every frame h2 builds a
+hyperframe object (a flag *set*, padding and priority fields, a copied body),
+runs it through its frame buffer and a dispatch table, and counts the open
+streams by scanning all of them when one opens. A gRPC call receives the same
+few shapes every time:
+
+- the server: request HEADERS (END_HEADERS) opening a stream, then DATA (END_STREAM);
+- the client: response HEADERS, DATA, then trailers HEADERS (END_STREAM).
+
+:func:`data_frame` and :func:`headers_frame` take such a frame straight from the
+received bytes and apply what h2 would: the connection's and the stream's state
+machine inputs (``H2Stream.receive_data`` / ``receive_headers``, so events,
+header validation and content-length checks are h2's own), the same
+flow-control accounting and the same HPACK decoder. Each returns False, having
+changed nothing, when the frame is not one of those shapes in the state it
+expects (padding, priority, CONTINUATION, an unknown or closed stream, a
+connection not yet open, a new stream at the concurrency limit); h2's general
+path then takes that frame.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState, _decode_headers
+from h2.events import Event
+from h2.stream import StreamState
+
+if TYPE_CHECKING:
+    from transport.http2.connection import GrpcH2Connection
+
+DATA, HEADERS = 0x0, 0x1
+END_STREAM, END_HEADERS, PADDED, PRIORITY = 0x1, 0x4, 0x8, 0x20
+
+#: Stream states in which the peer may still send (RECV_DATA / RECV_HEADERS are valid).
+_PEER_SENDING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
+
+
+def data_frame(conn: GrpcH2Connection, stream_id: int, flags: int, payload: bytes, events: list[Event]) -> bool:
+    """An unpadded DATA frame on an open stream: h2's ``_receive_data_frame`` without the frame object."""
+    if flags & PADDED:
+        return False
+    stream = conn.streams.get(stream_id)
+    if stream is None or stream.state_machine.state not in _PEER_SENDING:
+        return False
+    if conn.state_machine.state is not conn.open_state:
+        return False
+    # (OPEN, RECV_DATA) leaves the connection's state as it is, with no event: nothing to apply.
+    size = len(payload)
+    conn._inbound_flow_control_window_manager.window_consumed(size)
+    _, stream_events = stream.receive_data(payload, bool(flags & END_STREAM), size)
+    events += stream_events
+    if flags & END_STREAM:
+        conn.forget_if_closed(stream_id, stream)
+    return True
+
+
+def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: bytes, events: list[Event]) -> bool:
+    """A whole header block (END_HEADERS, no padding or priority): a new request on the server,
+    response headers or trailers on the client; h2's ``_receive_headers_frame`` without the frame object."""
+    if flags & (PADDED | PRIORITY) or not flags & END_HEADERS:
+        return False
+    state = conn.state_machine.state
+    stream = conn.streams.get(stream_id)
+    if conn.config.client_side:
+        if state is not conn.open_state or stream is None or stream.state_machine.state not in _PEER_SENDING:
+            return False
+    else:
+        opens = state is conn.open_state or state is ConnectionState.IDLE
+        if not opens or stream is not None or stream_id % 2 == 0 or stream_id <= conn.highest_inbound_stream_id:
+            return False
+        conn.prune_closed_streams()
+        # Open streams ≤ streams held: below the limit no count is needed (at it, h2's path counts and refuses).
+        if len(conn.streams) >= conn.local_settings.max_concurrent_streams:
+            return False
+    # Committed: from here on this is the frame's only processing (the HPACK table moves on decoding).
+    headers = _decode_headers(conn.decoder, block)
+    if state is ConnectionState.IDLE:
+        conn.state_machine.process_input(ConnectionInputs.RECV_HEADERS)  # the first request: IDLE -> SERVER_OPEN
+    # (OPEN, RECV_HEADERS) leaves the connection's state as it is, with no event: nothing to apply.
+    end_stream = bool(flags & END_STREAM)
+    if stream is None:
+        stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
+        stream_events = conn.receive_request_headers(stream, headers, end_stream)
+    else:
+        _, stream_events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
+    events += conn.check_header_list_size(stream_id, stream_events)
+    if end_stream:
+        conn.forget_if_closed(stream_id, stream)
+    return True
