@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import docs, pairs, proxy_cost, report
+from bench import breakdown, docs, pairs, proxy_cost, report
 from bench.procs import CLIENT_CORE, pinning_available, run_json
 
 
@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, skipped = pairs.run_pairs(budget, rounds=rounds, log=log)
     log("L4 proxy ...")
     proxy = proxy_cost.measure(budget, log=log)
+    log("breakdown ...")
+    layers = breakdown.measure(budget, log=log)
 
     items = report.targets(rows, ceiling, proxy)
     cpu = platform.processor() or platform.machine()
@@ -66,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     tables = report.table(rows, ceiling, proxy)
     if skipped:
         tables += f"\n\nSkipped (framework not installed): {', '.join(skipped)}"
+    ours32 = next((r for r in rows if r["pair"] == pairs.pair_name("ours", "ours") and r["concurrency"] == 32), {})
+    tables += "\n\n## Where a call's CPU goes (ours → ours, C=32, cProfile self time by layer)\n\n" + breakdown.table(
+        layers, {"client": ours32.get("client_cpu_us"), "server": ours32.get("server_cpu_us")}
+    )
     tables += "\n\n" + report.targets_section(items)
     print(tables)
     if args.write_docs:
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             "pairs": rows,
             "skipped": skipped,
             "proxy": proxy,
+            "breakdown": layers,
             "targets": [dataclasses.asdict(t) | {"verdict": t.verdict} for t in items],
         }
         args.json.write_text(json.dumps(raw, indent=2))

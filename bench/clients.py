@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
+from bench import profiling
 from bench.procs import proc_cpu_seconds
 
 SAY_HELLO = "/helloworld.Greeter/SayHello"
@@ -112,9 +113,11 @@ async def measure(
         await asyncio.wait_for(closed_loop(call, concurrency, warmup, max(1.0, duration), None), 60)
         latencies: list[int] = []
         server_cpu0 = proc_cpu_seconds(server_pid) if server_pid else None
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        ok, errors = await asyncio.wait_for(closed_loop(call, concurrency, calls, duration, latencies), duration + 60)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        with profiling.window(server_pid):
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            loop = closed_loop(call, concurrency, calls, duration, latencies)
+            ok, errors = await asyncio.wait_for(loop, duration + 60)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         server_cpu1 = proc_cpu_seconds(server_pid) if server_pid else None
     finally:
         await close()

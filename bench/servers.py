@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
+from bench import profiling
 
 SAY_HELLO = "/helloworld.Greeter/SayHello"
 KINDS = ("ours", "grpclib", "grpcio", "l4proxy", "ours+l4proxy")
@@ -113,6 +114,7 @@ async def serve(kind: str, backend: int | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
+    profiling.install_server_hooks(loop)
     print(f"READY {' '.join(str(p) for p in ports or [port])}", flush=True)
     try:
         await done.wait()

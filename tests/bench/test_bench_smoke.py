@@ -40,6 +40,11 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     assert "| h2 state machine only (ceiling, in memory) |" in table
     assert "| ours → L4 proxy (embedded) → ours | 1 |" in table
     assert "| ours → L4 proxy (own process) → ours | 1 |" in table
+    assert "## Where a call's CPU goes" in table
+    for layer in ("h2", "ours", "asyncio", "protobuf"):
+        assert f"| {layer} | " in table
+    raw_layers = json.loads(out.read_text())["breakdown"]
+    assert sum(raw_layers["client"].values()) > 0 and sum(raw_layers["server"].values()) > 0
     assert "## Targets" in table
     raw = json.loads(out.read_text())
     assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
@@ -64,3 +69,17 @@ def test_write_docs_replaces_only_the_marked_block(tmp_path: Path) -> None:
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no <!-- bench:start -->"):
         docs.write("x", "t", 1.0, 1, results=results, readme=readme)
+
+
+def test_breakdown_puts_each_function_in_its_layer() -> None:
+    from bench.breakdown import layer
+
+    site = "/usr/lib/python3.11/site-packages"
+    assert layer(f"{site}/h2/stream.py", "process_input") == "h2"
+    assert layer(f"{site}/hyperframe/frame.py", "parse_body") == "h2"
+    assert layer("/work/main/transport/http2/fast_receive.py", "data_frame") == "ours"
+    assert layer("/usr/lib/python3.11/asyncio/base_events.py", "_run_once") == "asyncio"
+    assert layer("~", "<method 'send' of '_socket.socket' objects>") == "asyncio"
+    assert layer("~", "<method 'SerializeToString' of 'google._upb._message.Message' objects>") == "protobuf"
+    assert layer("~", "<method 'poll' of 'select.epoll' objects>") is None  # idle, not counted
+    assert layer("~", "<built-in method builtins.len>") == "other"  # shares() gives it to its callers
