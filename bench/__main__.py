@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     tables = report.table(rows, ceiling, proxy)
     if skipped:
-        tables += f"\n\nSkipped (framework not installed): {', '.join(skipped)}"
+        tables += f"\n\nSkipped: {'; '.join(skipped)}"
     tables += "\n\n" + report.targets_section(items)
     print(tables)
     if args.write_docs:
