@@ -47,8 +47,9 @@ def _failure_file(cache: Path) -> Path:
 
 
 def _first_line(text: str) -> str:
+    """npm's first error line (past any warnings), cut short."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "ERR" in line]
+    errors = [line for line in lines if "err" in line.lower()]
     return (errors or lines or ["no output"])[0][:200]
 
 

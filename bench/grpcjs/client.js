@@ -9,7 +9,7 @@
 'use strict';
 
 const fs = require('fs');
-const { grpc, Greeter, Bench, CHANNEL_OPTIONS } = require('./protos');
+const { grpc, services, CHANNEL_OPTIONS } = require('./protos');
 
 const WORKLOADS = ['unary', 'echo', 'download', 'upload', 'pingpong'];
 const CONNECT_TIMEOUT_MS = 10000;
@@ -100,7 +100,7 @@ function percentile(sortedNs, q) {
 }
 
 function connect(args) {
-  const Service = args.workload === 'unary' ? Greeter : Bench;
+  const Service = args.workload === 'unary' ? services.Greeter : services.Bench;
   const client = new Service(`127.0.0.1:${args.port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   return new Promise((resolve, reject) => {
     client.waitForReady(Date.now() + CONNECT_TIMEOUT_MS, (error) => (error ? reject(error) : resolve(client)));

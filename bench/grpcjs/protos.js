@@ -17,7 +17,14 @@ function load(relative) {
   return grpc.loadPackageDefinition(protoLoader.loadSync(path.join(ROOT, relative), OPTIONS));
 }
 
-const helloworld = load('app/greeter/helloworld.proto').helloworld;
-const bench = load('bench/protos/bench.proto').rpcviz.bench;
+// Each loaded on first use: a client needs one of them, and parsing a .proto is a good part of node's start.
+const services = {
+  get Greeter() {
+    return load('app/greeter/helloworld.proto').helloworld.Greeter;
+  },
+  get Bench() {
+    return load('bench/protos/bench.proto').rpcviz.bench.Bench;
+  },
+};
 
-module.exports = { grpc, Greeter: helloworld.Greeter, Bench: bench.Bench, CHANNEL_OPTIONS };
+module.exports = { grpc, services, CHANNEL_OPTIONS };

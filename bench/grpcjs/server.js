@@ -4,7 +4,7 @@
 // like `python -m bench.servers KIND` (which execs it for the kind `grpcjs`).
 'use strict';
 
-const { grpc, Greeter, Bench, CHANNEL_OPTIONS } = require('./protos');
+const { grpc, services, CHANNEL_OPTIONS } = require('./protos');
 
 function sayHello(call, callback) {
   callback(null, { message: `Hello, ${call.request.name}!` });
@@ -23,6 +23,7 @@ function download(call) {
   call.on('cancelled', () => {
     cancelled = true;
   });
+  call.on('error', () => {});
   const pump = () => {
     while (!cancelled && sent < total) {
       sent += 1;
@@ -55,8 +56,8 @@ function pingPong(call) {
 
 function main() {
   const server = new grpc.Server(CHANNEL_OPTIONS);
-  server.addService(Greeter.service, { SayHello: sayHello });
-  server.addService(Bench.service, { Echo: echo, Download: download, Upload: upload, PingPong: pingPong });
+  server.addService(services.Greeter.service, { SayHello: sayHello });
+  server.addService(services.Bench.service, { Echo: echo, Download: download, Upload: upload, PingPong: pingPong });
   server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, port) => {
     if (error) {
       process.stderr.write(`grpcjs server: ${error.message}\n`);
