@@ -195,3 +195,17 @@ def test_a_failed_install_is_one_line_and_not_retried_at_once(tmp_path: Path, mo
         assert grpcjs.note() == "no node on PATH"
     finally:
         grpcjs.note.cache_clear()
+
+
+def test_grpcjs_targets_are_na_without_its_rows() -> None:
+    """No grpc-js rows (node missing): its targets say n/a, and the others are still judged."""
+    from bench import report
+
+    row = {"calls": 10, "throughput": 100.0, "p50_us": 500.0, "client_cpu_us": 100.0, "server_cpu_us": 90.0}
+    rows = [{**row, "pair": "ours → ours", "concurrency": c} for c in (1, 32)]
+    rows += [{**row, "pair": "grpclib → grpclib", "concurrency": c, "throughput": 20.0} for c in (1, 32)]
+    items = {t.name: t for t in report.targets(rows, {"client_cpu_us": 50.0, "server_cpu_us": 50.0}, None)}
+    for name in ("C=32 throughput vs grpc-js", "C=1 p50 latency vs grpc-js"):
+        assert (items[name].verdict, items[name].detail) == ("n/a", "grpc-js not measured")
+    assert items["C=32 throughput vs grpclib (round 2)"].verdict == "PASS"  # 5×
+    assert items["C=32 throughput vs grpclib"].verdict == "PASS"
