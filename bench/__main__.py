@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     tables = report.table(rows, ceiling, proxy)
     if skipped:
-        tables += f"\n\nSkipped (framework not installed): {', '.join(skipped)}"
+        tables += f"\n\nSkipped: {'; '.join(skipped)}"
     ours32 = next((r for r in rows if r["pair"] == pairs.pair_name("ours", "ours") and r["concurrency"] == 32), {})
     tables += "\n\n## Where a call's CPU goes (ours → ours, C=32, cProfile self time by layer)\n\n" + breakdown.table(
         layers, {"client": ours32.get("client_cpu_us"), "server": ours32.get("server_cpu_us")}

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
-from bench import profiling
+from bench import grpcjs, profiling
 from bench.procs import proc_cpu_seconds
 
 SAY_HELLO = "/helloworld.Greeter/SayHello"
@@ -193,6 +194,9 @@ async def measure_interleaved(
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grpcjs"]:  # the grpc-js client (bench/grpcjs/client.js) takes the same arguments
+        grpcjs.exec_node("client.js", argv[1:])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--port", type=int, required=True)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench import grpcjs
 from bench.procs import CLIENT_CORE, SERVER_CORE, child, run_json
 
 #: (client, server), ours first; the cross pairs last.
@@ -16,16 +17,27 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("ours", "ours"),
     ("grpclib", "grpclib"),
     ("grpcio", "grpcio"),
+    ("grpcjs", "grpcjs"),
     ("grpcio", "ours"),
     ("ours", "grpcio"),
+    ("grpcjs", "ours"),
+    ("ours", "grpcjs"),
 )
 CONCURRENCIES = (1, 32)
 #: The importable module each framework needs.
 _MODULE = {"ours": "h2", "grpclib": "grpclib", "grpcio": "grpc"}
 
 
+def unavailable(framework: str) -> str | None:
+    """None when ``framework`` can run here, else one line saying why not."""
+    if framework == "grpcjs":  # Node: node + npm packages, not a Python module
+        reason = grpcjs.note()
+        return None if reason is None else f"grpc-js: {reason}"
+    return None if importlib.util.find_spec(_MODULE[framework]) else f"{framework} not installed"
+
+
 def available(framework: str) -> bool:
-    return importlib.util.find_spec(_MODULE[framework]) is not None
+    return unavailable(framework) is None
 
 
 def pair_name(client: str, server: str) -> str:
@@ -89,10 +101,10 @@ def run_pairs(
     Every server process runs for the whole measurement, and the pairs take ``rounds`` turns each
     of ``budget.duration / rounds`` seconds, so that the machine's slower and faster moments (a shared
     machine has both) fall on every pair alike; :func:`merge_turns` makes one row of a pair's turns.
-    Returns (rows, skipped pair names). A row is the client's JSON plus ``pair`` and ``server``.
+    Returns (rows, skipped pairs each with why). A row is the client's JSON plus ``pair`` and ``server``.
     """
     runnable = [(c, s) for c, s in PAIRS if available(c) and available(s)]
-    skipped = [pair_name(c, s) for c, s in PAIRS if (c, s) not in runnable]
+    skipped = [f"{pair_name(c, s)} ({unavailable(c) or unavailable(s)})" for c, s in PAIRS if (c, s) not in runnable]
     turn = Budget(budget.calls, budget.duration / rounds, budget.warmup)
     turns: dict[tuple[str, str, int], list[dict[str, Any]]] = {
         (c, s, n): [] for c, s in runnable for n in concurrencies

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 OURS = "ours → ours"
+GRPCJS = "grpcjs → grpcjs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ def table(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str, 
 
 
 def targets(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str, Any] | None) -> list[Target]:
-    """The issue's four goals (CPU checked on each side at C=32), as ratios from this run."""
+    """The first bench issue's goals (CPU checked on each side at C=32) and round 2's unary ones, as same-run ratios."""
     out: list[Target] = []
 
     def ratio_target(name: str, value: float | None, goal: float, at_least: bool, detail: str) -> None:
@@ -106,6 +107,31 @@ def targets(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str
         0.9,
         False,
         f"{_f(_get(ours1, 'p50_us'))} vs {_f(_get(io1, 'p50_us'))} µs",
+    )
+    # Issue 15's unary targets: grpclib and grpc-js (n/a when node or its packages are missing).
+    js32, js1 = _find(rows, GRPCJS, 32), _find(rows, GRPCJS, 1)
+    ratio_target(
+        "C=32 throughput vs grpclib (round 2)",
+        _ratio(_get(ours32, "throughput"), _get(lib32, "throughput")),
+        4,
+        True,
+        f"{_f(_get(ours32, 'throughput'))} vs {_f(_get(lib32, 'throughput'))} calls/s",
+    )
+    ratio_target(
+        "C=32 throughput vs grpc-js",
+        _ratio(_get(ours32, "throughput"), _get(js32, "throughput")),
+        4,
+        True,
+        f"{_f(_get(ours32, 'throughput'))} vs {_f(_get(js32, 'throughput'))} calls/s"
+        if js32
+        else "grpc-js not measured",
+    )
+    ratio_target(
+        "C=1 p50 latency vs grpc-js",
+        _ratio(_get(ours1, "p50_us"), _get(js1, "p50_us")),
+        0.8,
+        False,
+        f"{_f(_get(ours1, 'p50_us'))} vs {_f(_get(js1, 'p50_us'))} µs" if js1 else "grpc-js not measured",
     )
     for side in ("client", "server"):
         key, h2 = f"{side}_cpu_us", ceiling[f"{side}_cpu_us"]

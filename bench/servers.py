@@ -10,11 +10,12 @@ import argparse
 import asyncio
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
-from bench import profiling
+from bench import grpcjs, profiling
 
 SAY_HELLO = "/helloworld.Greeter/SayHello"
 KINDS = ("ours", "grpclib", "grpcio", "l4proxy", "ours+l4proxy")
@@ -123,6 +124,9 @@ async def serve(kind: str, backend: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grpcjs"]:  # the grpc-js server: bench/grpcjs/server.js
+        grpcjs.exec_node("server.js", argv[1:])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--backend", type=int, help="the backend port (l4proxy only)")

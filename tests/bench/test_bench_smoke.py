@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pairs import PAIRS, available, pair_name
+from bench.pairs import PAIRS, available, pair_name, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +19,8 @@ if not (importlib.util.find_spec("grpc") or importlib.util.find_spec("grpclib"))
 
 
 def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
+    # Installs grpc-js's packages (or fails to, keeping the note) before the run's own time limit starts.
+    grpcjs_missing = unavailable("grpcjs")
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
@@ -49,6 +51,18 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     raw = json.loads(out.read_text())
     assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
+    js_targets = {t["name"]: t["verdict"] for t in raw["targets"] if "grpc-js" in t["name"]}
+    assert set(js_targets) == {"C=32 throughput vs grpc-js", "C=1 p50 latency vs grpc-js"}
+    js_pairs = [pair_name(client, server) for client, server in PAIRS if "grpcjs" in (client, server)]
+    assert js_pairs == ["grpcjs → grpcjs", "grpcjs → ours", "ours → grpcjs"]
+    if grpcjs_missing is None:
+        assert set(js_targets.values()) <= {"PASS", "MISS"}
+        for name in js_pairs:
+            rows = [row for row in raw["pairs"] if row["pair"] == name]
+            assert sorted(row["concurrency"] for row in rows) == [1, 32]
+    else:  # skipped, saying why; its targets n/a
+        assert all(f"{name} ({grpcjs_missing})" in table for name in js_pairs)
+        assert set(js_targets.values()) == {"n/a"}
 
 
 def test_write_docs_replaces_only_the_marked_block(tmp_path: Path) -> None:
