@@ -247,7 +247,8 @@ def load_line(load: Load | None, threshold: float, sections: dict[str, Load] | N
 
 
 def refusal(load: Load | None, threshold: float) -> str | None:
-    """Why the docs must not be written from this run (one line naming the figure), or None if they may."""
+    """Why the docs must not be written from this run (one line naming the figure), or None if they may
+    (also when there was no /proc to measure it: nothing says the machine was busy)."""
     if load is None or load.outside <= threshold:
         return None
     return (
