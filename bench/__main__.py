@@ -1,4 +1,8 @@
-"""``python -m bench [--calls N] [--duration S] [--quick] [--json FILE]``: run everything, print the table."""
+"""``python -m bench [--calls N] [--duration S] [--quick] [--json FILE] [--write-docs]``: run everything, print the tables.
+
+While it runs, it measures the machine's outside load (bench/machine.py); ``--write-docs`` refuses to write
+the README/RESULTS tables (exit 3) when that was above ``--max-outside-load``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import breakdown, docs, pairs, proxy_cost, report
+from bench import app_cost, breakdown, docs, floor, machine, pairs, proxy_cost, report
 from bench.procs import CLIENT_CORE, pinning_available, run_json
 
 
@@ -26,11 +30,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--write-docs", action="store_true", help="also write the tables to bench/RESULTS.md and the README"
     )
+    parser.add_argument(
+        "--max-outside-load",
+        type=float,
+        default=machine.MAX_OUTSIDE_LOAD,
+        help=f"--write-docs refuses above this many cores busy with others' work (default {machine.MAX_OUTSIDE_LOAD})",
+    )
     return parser.parse_args(argv)
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def write_docs(
+    tables: str,
+    duration: float,
+    rounds: int,
+    load: machine.Load | None,
+    threshold: float,
+    results: Path = docs.RESULTS,
+    readme: Path = docs.README,
+) -> int:
+    """``--write-docs``: write the tables, unless the machine was busy with other work (then say so: 3)."""
+    refused = machine.refusal(load, threshold)
+    if refused:
+        log(refused)
+        return 3
+    docs.write("python -m bench --write-docs", tables, duration, rounds, results=results, readme=readme)
+    log(f"bench: wrote {results.name} and the README's benchmark block")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,18 +75,33 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.monotonic()
     log(f"bench: {budget}, pinning {'on (taskset)' if pinning_available() else 'off'}")
+    sampler = machine.Sampler().start()
+    try:
+        sampler.section("h2 ceiling")
+        log("h2 ceiling ...")
+        ceiling = run_json("bench.h2_ceiling", ["--calls", str(2000 if quick else 20_000)], CLIENT_CORE, 120)
+        sampler.section("pairs")
+        log("pairs ...")
+        rounds = args.rounds or (1 if quick else 5)
+        rows, skipped = pairs.run_pairs(budget, rounds=rounds, log=log)
+        sampler.section("L4 proxy")
+        log("L4 proxy ...")
+        proxy = proxy_cost.measure(budget, log=log)
+        sampler.section("breakdown")
+        log("breakdown ...")
+        layers = breakdown.measure(budget, log=log)
+        sampler.section("floor")
+        log("floor ...")
+        echo = floor.measure(budget, log=log, rounds=rounds)
+        sampler.section("app")
+        log("app ...")
+        app = app_cost.measure(budget, log=log, quick=quick)
+    finally:
+        load = sampler.stop()
+    sections = sampler.section_loads()
+    threshold = args.max_outside_load
 
-    log("h2 ceiling ...")
-    ceiling = run_json("bench.h2_ceiling", ["--calls", str(2000 if quick else 20_000)], CLIENT_CORE, 120)
-    log("pairs ...")
-    rounds = args.rounds or (1 if quick else 5)
-    rows, skipped = pairs.run_pairs(budget, rounds=rounds, log=log)
-    log("L4 proxy ...")
-    proxy = proxy_cost.measure(budget, log=log)
-    log("breakdown ...")
-    layers = breakdown.measure(budget, log=log)
-
-    items = report.targets(rows, ceiling, proxy)
+    items = report.targets(rows, ceiling, proxy, echo)
     cpu = platform.processor() or platform.machine()
     print(
         f"# rpcviz bench — Python {platform.python_version()}, {os.cpu_count()} cores ({cpu}), "
@@ -65,21 +109,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{budget.calls:,} calls or {budget.duration} s per row in {rounds} turn{'s' if rounds > 1 else ''}"
         f"{' (quick)' if quick else ''}\n"
     )
-    tables = report.table(rows, ceiling, proxy)
+    tables = report.table(rows, ceiling, proxy, echo)
     if skipped:
         tables += f"\n\nSkipped: {'; '.join(skipped)}"
     ours32 = next((r for r in rows if r["pair"] == pairs.pair_name("ours", "ours") and r["concurrency"] == 32), {})
     tables += "\n\n## Where a call's CPU goes (ours → ours, C=32, cProfile self time by layer)\n\n" + breakdown.table(
         layers, {"client": ours32.get("client_cpu_us"), "server": ours32.get("server_cpu_us")}
     )
+    tables += "\n\n" + floor.table(echo)
+    tables += "\n\n" + app_cost.table(app)
     tables += "\n\n" + report.targets_section(items)
+    tables += "\n\n" + machine.load_line(load, threshold, sections)
     print(tables)
-    if args.write_docs:
-        if quick:
-            log("bench: --write-docs ignored for a --quick run")
-        else:
-            docs.write("python -m bench --write-docs", tables, budget.duration, rounds)
-            log(f"bench: wrote {docs.RESULTS.relative_to(docs.README.parent)} and the README's benchmark block")
+    status = write_docs(tables, budget.duration, rounds, load, threshold) if args.write_docs and not quick else 0
+    if args.write_docs and quick:
+        log("bench: --write-docs ignored for a --quick run")
     log(f"bench: done in {time.monotonic() - started:.1f} s")
     if args.json:
         raw: dict[str, Any] = {
@@ -90,10 +134,17 @@ def main(argv: list[str] | None = None) -> int:
             "skipped": skipped,
             "proxy": proxy,
             "breakdown": layers,
+            "floor": echo,
+            "app": app,
+            "machine": {
+                "threshold": threshold,
+                "load": None if load is None else dataclasses.asdict(load) | {"outside": load.outside},
+                "sections": {name: dataclasses.asdict(s) | {"outside": s.outside} for name, s in sections.items()},
+            },
             "targets": [dataclasses.asdict(t) | {"verdict": t.verdict} for t in items],
         }
         args.json.write_text(json.dumps(raw, indent=2))
-    return 0
+    return status
 
 
 if __name__ == "__main__":

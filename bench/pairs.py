@@ -24,6 +24,9 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("ours", "grpcjs"),
 )
 CONCURRENCIES = (1, 32)
+#: More concurrencies for some pairs: ours → ours at C=128 (its client CPU per call must not grow with
+#: the streams open, a target in bench/report.py).
+EXTRA_CONCURRENCIES: dict[tuple[str, str], tuple[int, ...]] = {("ours", "ours"): (128,)}
 #: The importable module each framework needs.
 _MODULE = {"ours": "h2", "grpclib": "grpclib", "grpcio": "grpc"}
 
@@ -42,6 +45,11 @@ def available(framework: str) -> bool:
 
 def pair_name(client: str, server: str) -> str:
     return f"{client} → {server}"
+
+
+def pair_concurrencies(client: str, server: str, concurrencies: Sequence[int]) -> tuple[int, ...]:
+    """``concurrencies`` and the pair's :data:`EXTRA_CONCURRENCIES`."""
+    return (*concurrencies, *(n for n in EXTRA_CONCURRENCIES.get((client, server), ()) if n not in concurrencies))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +115,13 @@ def run_pairs(
     skipped = [f"{pair_name(c, s)} ({unavailable(c) or unavailable(s)})" for c, s in PAIRS if (c, s) not in runnable]
     turn = Budget(budget.calls, budget.duration / rounds, budget.warmup)
     turns: dict[tuple[str, str, int], list[dict[str, Any]]] = {
-        (c, s, n): [] for c, s in runnable for n in concurrencies
+        (c, s, n): [] for c, s in runnable for n in pair_concurrencies(c, s, concurrencies)
     }
     with contextlib.ExitStack() as stack:
         servers = {s: stack.enter_context(child("bench.servers", [s], SERVER_CORE)) for _, s in runnable}
         for i in range(rounds):
             for client, server in runnable:
-                for concurrency in concurrencies:
+                for concurrency in pair_concurrencies(client, server, concurrencies):
                     log(f"  round {i + 1}/{rounds}: {pair_name(client, server)} at C={concurrency} ...")
                     proc = servers[server]
                     turns[client, server, concurrency].append(

@@ -8,6 +8,10 @@ from typing import Any
 
 OURS = "ours → ours"
 GRPCJS = "grpcjs → grpcjs"
+#: Our CPU per call at C=32, each side, at most this many times the asyncio echo floor's (bench/floor.py).
+FLOOR_MULTIPLE = 4.0
+#: Our client's CPU per call at C=128 at most this many times its C=32 figure (no per-stream scans).
+C128_GROWTH = 1.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,24 +47,38 @@ def _get(row: dict[str, Any] | None, key: str) -> float | None:
     return None if row is None else row.get(key)
 
 
-def table(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str, Any] | None) -> str:
-    """One markdown table: every pair at every C, the proxy runs, and the h2 ceiling."""
+def _floor_row(floor: dict[str, Any] | None, concurrency: int) -> dict[str, Any] | None:
+    """The asyncio echo floor's row (bench/floor.py) at ``concurrency``, if measured there."""
+    return None if floor is None else floor["rows"].get(str(concurrency))
+
+
+def table(
+    rows: list[dict[str, Any]],
+    ceiling: dict[str, Any],
+    proxy: dict[str, Any] | None,
+    floor: dict[str, Any] | None = None,
+) -> str:
+    """One markdown table: every pair at every C, the proxy runs, and the h2 ceiling; CPU per call also as a
+    multiple of the h2 ceiling and of the asyncio echo floor at the same C."""
     h2c, h2s = ceiling["client_cpu_us"], ceiling["server_cpu_us"]
     lines = [
         (
             "| pair (client → server) | C | calls | calls/s | ×ours | p50 µs | p50 ×ours | p99 µs "
-            "| client CPU µs/call | ×h2 | server CPU µs/call | ×h2 |"
+            "| client CPU µs/call | ×h2 | ×floor | server CPU µs/call | ×h2 | ×floor |"
         ),
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         ours = _find(rows, OURS, r["concurrency"])
+        base = _floor_row(floor, r["concurrency"])
         lines.append(
             f"| {r['pair']} | {r['concurrency']} | {r['calls']:,} | {_f(r['throughput'])} "
             f"| {_f(_ratio(r['throughput'], _get(ours, 'throughput')), 2)} | {_f(r['p50_us'])} "
             f"| {_f(_ratio(r['p50_us'], _get(ours, 'p50_us')), 2)} | {_f(r['p99_us'])} "
             f"| {_f(r['client_cpu_us'])} | {_f(_ratio(r['client_cpu_us'], h2c), 2)} "
-            f"| {_f(r['server_cpu_us'])} | {_f(_ratio(r['server_cpu_us'], h2s), 2)} |"
+            f"| {_f(_ratio(r['client_cpu_us'], _get(base, 'client_cpu_us')), 1)} "
+            f"| {_f(r['server_cpu_us'])} | {_f(_ratio(r['server_cpu_us'], h2s), 2)} "
+            f"| {_f(_ratio(r['server_cpu_us'], _get(base, 'server_cpu_us')), 1)} |"
         )
     if proxy is not None:
         runs = [
@@ -72,20 +90,27 @@ def table(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str, 
                 ("ours → ours, direct (interleaved with ↓)", proxy["separate"]["direct"]),
                 ("ours → L4 proxy (own process) → ours", proxy["separate"]["proxied"]),
             ]
+        base1 = _floor_row(floor, 1)
         for label, p in runs:
             lines.append(
                 f"| {label} | 1 | {p['calls']:,} | {_f(p['throughput'])} | – | {_f(p['p50_us'])} | – "
-                f"| {_f(p['p99_us'])} | {_f(p['client_cpu_us'])} | {_f(_ratio(p['client_cpu_us'], h2c), 2)} | – | – |"
+                f"| {_f(p['p99_us'])} | {_f(p['client_cpu_us'])} | {_f(_ratio(p['client_cpu_us'], h2c), 2)} "
+                f"| {_f(_ratio(p['client_cpu_us'], _get(base1, 'client_cpu_us')), 1)} | – | – | – |"
             )
     lines.append(
         f"| h2 state machine only (ceiling, in memory) | – | {ceiling['calls']:,} | – | – | – | – | – "
-        f"| {_f(h2c, 1)} | 1.00 | {_f(h2s, 1)} | 1.00 |"
+        f"| {_f(h2c, 1)} | 1.00 | – | {_f(h2s, 1)} | 1.00 | – |"
     )
     return "\n".join(lines)
 
 
-def targets(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str, Any] | None) -> list[Target]:
-    """The first bench issue's goals (CPU checked on each side at C=32) and round 2's unary ones, as same-run ratios."""
+def targets(
+    rows: list[dict[str, Any]],
+    ceiling: dict[str, Any],
+    proxy: dict[str, Any] | None,
+    floor: dict[str, Any] | None = None,
+) -> list[Target]:
+    """The issues' goals (CPU checked on each side at C=32; round 2's unary ones), as ratios from this run."""
     out: list[Target] = []
 
     def ratio_target(name: str, value: float | None, goal: float, at_least: bool, detail: str) -> None:
@@ -142,6 +167,26 @@ def targets(rows: list[dict[str, Any]], ceiling: dict[str, Any], proxy: dict[str
             False,
             f"{_f(_get(ours32, key))} vs {_f(h2, 1)} µs/call (C=1: {_f(_get(ours1, key))})",
         )
+    floor32, floor1 = _floor_row(floor, 32), _floor_row(floor, 1)
+    for side in ("client", "server"):
+        key = f"{side}_cpu_us"
+        ratio_target(
+            f"{side} CPU per call vs asyncio echo floor (C=32)",
+            _ratio(_get(ours32, key), _get(floor32, key)),
+            FLOOR_MULTIPLE,
+            False,
+            f"{_f(_get(ours32, key))} vs {_f(_get(floor32, key), 1)} µs/call "
+            f"(C=1: {_f(_get(ours1, key))} vs {_f(_get(floor1, key), 1)})",
+        )
+    ours128 = _find(rows, OURS, 128)
+    ratio_target(
+        "client CPU per call C=128 vs C=32 (ours → ours)",
+        _ratio(_get(ours128, "client_cpu_us"), _get(ours32, "client_cpu_us")),
+        C128_GROWTH,
+        False,
+        f"{_f(_get(ours128, 'client_cpu_us'))} vs {_f(_get(ours32, 'client_cpu_us'))} µs/call "
+        f"(server: {_f(_get(ours128, 'server_cpu_us'))} vs {_f(_get(ours32, 'server_cpu_us'))})",
+    )
     if proxy is None:
         out.append(Target("L4 proxy adds to C=1 p50", None, "≤ 100 µs", None, "not measured"))
     else:

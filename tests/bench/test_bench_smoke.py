@@ -39,7 +39,13 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
                 assert f"| {name} | {concurrency} |" in table
         else:
             assert name in table  # listed as skipped
+    assert "| ours → ours | 128 |" in table
     assert "| h2 state machine only (ceiling, in memory) |" in table
+    assert "| client CPU µs/call | ×h2 | ×floor | server CPU µs/call | ×h2 | ×floor |" in table
+    for concurrency in (1, 32):
+        assert f"| asyncio echo floor (same bytes, one future per call) | {concurrency} |" in table
+    assert "| rpcviz idle" in table and "| rpcviz under steady traffic (`t`) |" in table
+    assert "\noutside load during the run: " in table and "(threshold 0.25)" in table
     assert "| ours → L4 proxy (embedded) → ours | 1 |" in table
     assert "| ours → L4 proxy (own process) → ours | 1 |" in table
     assert "## Where a call's CPU goes" in table
@@ -48,8 +54,18 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     raw_layers = json.loads(out.read_text())["breakdown"]
     assert sum(raw_layers["client"].values()) > 0 and sum(raw_layers["server"].values()) > 0
     assert "## Targets" in table
+    for name in (
+        "client CPU per call vs asyncio echo floor (C=32)",
+        "server CPU per call vs asyncio echo floor (C=32)",
+        "client CPU per call C=128 vs C=32 (ours → ours)",
+    ):
+        assert f"| {name} |" in table
     raw = json.loads(out.read_text())
     assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
+    assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["floor"]["rows"].values())
+    assert raw["floor"]["request_bytes"] > 9 and raw["floor"]["response_bytes"] > 9
+    assert {"idle", "traffic"} <= raw["app"].keys()
+    assert raw["machine"]["load"]["seconds"] > 0
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
     js_targets = {t["name"]: t["verdict"] for t in raw["targets"] if "grpc-js" in t["name"]}
     assert set(js_targets) == {"C=32 throughput vs grpc-js", "C=1 p50 latency vs grpc-js"}
@@ -97,3 +113,18 @@ def test_breakdown_puts_each_function_in_its_layer() -> None:
     assert layer("~", "<method 'SerializeToString' of 'google._upb._message.Message' objects>") == "protobuf"
     assert layer("~", "<method 'poll' of 'select.epoll' objects>") is None  # idle, not counted
     assert layer("~", "<built-in method builtins.len>") == "other"  # shares() gives it to its callers
+
+
+def test_write_docs_refuses_when_the_machine_was_busy(tmp_path: Path) -> None:
+    """Outside load above the threshold: nothing written, exit 3; at or below it: written."""
+    from bench.__main__ import write_docs
+    from bench.machine import Load
+
+    readme, results = tmp_path / "README.md", tmp_path / "RESULTS.md"
+    readme.write_text("<!-- bench:start -->\nold\n<!-- bench:end -->\n")
+    busy = Load(10.0, machine=1.6, own=1.0)  # 0.6 cores of someone else's work
+    assert write_docs("| t |", 3.0, 5, busy, 0.25, results=results, readme=readme) == 3
+    assert not results.exists() and "old" in readme.read_text()
+    quiet = Load(10.0, machine=1.1, own=1.0)
+    assert write_docs("| t |", 3.0, 5, quiet, 0.25, results=results, readme=readme) == 0
+    assert "| t |" in results.read_text() and "old" not in readme.read_text()
