@@ -1,15 +1,18 @@
-"""The client writes the calls started in one loop turn together, and a lone call at once."""
+"""What many senders queue in one loop turn goes out together; a lone call is written at once."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 from tests.helpers import greet, start_greeters
-from transport import Channel, ConnectivityState
-from transport.client.connection import ClientConnection
+from transport import Channel, ConnectivityState, Server, ServicerContext, unary_stream
+from transport.http2 import H2Protocol
+
+COUNT = "/test.S/Count"  # unary_stream: b"n" -> n messages b"0".."n-1"
 
 
-def _count_writes(conn: ClientConnection) -> list[int]:
+def _count_writes(conn: H2Protocol) -> list[int]:
     """Wrap ``conn``'s transport.write; returns the list of written sizes (it grows as writes happen)."""
     assert conn.transport is not None
     transport = conn.transport
@@ -43,6 +46,32 @@ async def test_calls_started_together_go_out_in_one_write() -> None:
         result = await asyncio.wait_for(greet(channel, "Ada"), 5)
         assert result.response.message == "Hello, Ada!"
         assert len(writes) == 1  # a lone call is written at once, in its own turn
+    finally:
+        await channel.close(grace=0)
+        await server.stop(grace=0)
+
+
+async def test_a_handler_streaming_messages_writes_them_together() -> None:
+    """100 messages yielded without a pause go out in a few writes, not one each (it was 101)."""
+
+    async def count(request: bytes, context: ServicerContext) -> AsyncIterator[bytes]:
+        await asyncio.sleep(0)  # as a handler that awaits something first: it streams outside the read
+        for i in range(int(request)):
+            yield str(i).encode()
+
+    server = Server()
+    server.add_generic_handler(lambda path: unary_stream(count) if path == COUNT else None)
+    address = await server.start("127.0.0.1", 0)
+    channel = Channel.dial(str(address), "pick_first")
+    try:
+        await channel.wait_for_state(ConnectivityState.READY, timeout=5)
+        count_call = channel.unary_stream(COUNT)
+        assert [m async for m in count_call(b"2")] == [b"0", b"1"]  # warm
+        (conn,) = server._connections
+        writes = _count_writes(conn)
+        received = [m async for m in count_call(b"100")]
+        assert received == [str(i).encode() for i in range(100)]
+        assert len(writes) <= 4, f"100 messages took {len(writes)} writes: {writes}"
     finally:
         await channel.close(grace=0)
         await server.stop(grace=0)

@@ -66,7 +66,6 @@ class ClientConnection(H2Protocol):
     """Owns one client socket; ``ready`` resolves when the server's SETTINGS arrive."""
 
     client_side = True
-    flush_per_loop_turn = True
 
     def __init__(
         self,
@@ -144,10 +143,6 @@ class ClientConnection(H2Protocol):
         # open ≤ len(streams): below the limit, leave the O(streams) count (and its
         # clean-up of closed streams) to the send itself, which does it anyway.
         return len(h2c.streams) < limit or h2c.open_outbound_streams < limit
-
-    def batch_writes(self) -> bool:
-        # A lone call is written at once; with several open, the others are likely starting in this turn too.
-        return len(self.streams) > 1
 
     # --- streams ----------------------------------------------------------
 

@@ -56,8 +56,6 @@ class H2Protocol(asyncio.BufferedProtocol):
     client_side = False
     #: Stop reading while the peer does not read what we write (see :meth:`_dispatch`).
     pause_reading_on_backpressure = False
-    #: Write what is sent outside a read once per loop turn (see :meth:`schedule_flush`).
-    flush_per_loop_turn = False
 
     def __init__(
         self,
@@ -96,8 +94,9 @@ class H2Protocol(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         #: True while data_received dispatches events: it flushes once at its end.
         self._receiving = False
-        #: A write at the end of this loop turn is scheduled (:attr:`flush_per_loop_turn`).
-        self._flush_scheduled = False
+        #: We wrote outside a read in this loop turn; more output waits for the turn's end (:meth:`schedule_flush`).
+        self._wrote_this_turn = False
+        self._flush_at_turn_end = False
         self._write_paused = False
         self._reading_paused = False
         #: Events of a read left to handle once the peer reads again (backpressure).
@@ -239,36 +238,34 @@ class H2Protocol(asyncio.BufferedProtocol):
             transport.write(data)
 
     def schedule_flush(self) -> None:
-        """Write what is queued: at the end of the read being processed, else now,
-        or (with :attr:`flush_per_loop_turn`) at the end of this loop turn.
+        """Write what is queued: the first write of a loop turn at once, the rest at the turn's end.
 
         Writing at once (rather than batching into a later loop turn) lets the peer
         start on a response while we produce the next: on two cores that overlap
-        doubles throughput and cuts latency (see bench/). Within a read, output is
-        written once it reaches ``FLUSH_THRESHOLD``, so that the socket's
-        backpressure (``pause_writing``) is seen before a read's answers pile up.
-
-        A client whose calls start from many tasks (each woken by the same read)
-        would make one ``send()`` per call: with :attr:`flush_per_loop_turn` what
-        they queue in one loop turn goes out in one write, unless only one stream
-        is open (a lone call is written at once: no added latency).
+        doubles throughput and cuts latency (see bench/). But many senders woken in
+        one turn (the calls one read answered, a handler streaming messages) would
+        each make a ``send()``: after the turn's first write, what they queue goes
+        out in one write when the turn ends. Within a read everything is written
+        once at its end (:meth:`_dispatch`); output is written as soon as it reaches
+        ``FLUSH_THRESHOLD``, so that the socket's backpressure (``pause_writing``) is
+        seen before answers pile up.
         """
-        if self._receiving and len(self.h2._data_to_send) < FLUSH_THRESHOLD:
+        if len(self.h2._data_to_send) >= FLUSH_THRESHOLD:
+            self.flush()
+        elif self._receiving:
             return
-        if self.flush_per_loop_turn and self.batch_writes():
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.loop.call_soon(self._flush_soon)
-            return
-        self.flush()
+        elif self._wrote_this_turn:
+            self._flush_at_turn_end = True
+        else:
+            self.flush()
+            self._wrote_this_turn = True
+            self.loop.call_soon(self._end_turn)
 
-    def batch_writes(self) -> bool:
-        """Whether to hold writes to the end of the loop turn now (subclasses: e.g. more than one call open)."""
-        return True
-
-    def _flush_soon(self) -> None:
-        self._flush_scheduled = False
-        self.flush()
+    def _end_turn(self) -> None:
+        self._wrote_this_turn = False
+        if self._flush_at_turn_end:
+            self._flush_at_turn_end = False
+            self.flush()
 
     def try_send_data(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
         """Send ``data`` now if the windows allow it in one frame and the socket is not backed up; the fast path."""
@@ -369,5 +366,7 @@ class H2Protocol(asyncio.BufferedProtocol):
         self.close()
 
     def close(self) -> None:
+        """Close the socket, after writing what is still queued (a write held to the turn's end)."""
         if self.transport is not None and not self.transport.is_closing():
+            self.flush()
             self.transport.close()
