@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     log("pairs ...")
     rounds = args.rounds or (1 if quick else 5)
     rows, skipped = pairs.run_pairs(budget, rounds=rounds, log=log)
-    log("L4 proxy ...")
+    log("proxies ...")
     proxy = proxy_cost.measure(budget, log=log)
 
     items = report.targets(rows, ceiling, proxy)
@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{budget.calls:,} calls or {budget.duration} s per row in {rounds} turn{'s' if rounds > 1 else ''}"
         f"{' (quick)' if quick else ''}\n"
     )
-    tables = report.table(rows, ceiling, proxy)
+    tables = report.table(rows, ceiling)
     if skipped:
         tables += f"\n\nSkipped (framework not installed): {', '.join(skipped)}"
+    tables += "\n\n" + proxy_cost.table(proxy)
     tables += "\n\n" + report.targets_section(items)
     print(tables)
     if args.write_docs:

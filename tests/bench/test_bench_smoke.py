@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import nginx_proxy
 from bench.pairs import PAIRS, available, pair_name
+from bench.proxy_cost import DOORS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,11 +40,22 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
         else:
             assert name in table  # listed as skipped
     assert "| h2 state machine only (ceiling, in memory) |" in table
-    assert "| ours → L4 proxy (embedded) → ours | 1 |" in table
-    assert "| ours → L4 proxy (own process) → ours | 1 |" in table
+    assert "## Proxies (ours → proxy → ours, C=1, interleaved with direct)" in table
+    assert "| direct (interleaved with every row below) | – |" in table
+    nginx_found, _ = nginx_proxy.build()
+    for door in DOORS:
+        if nginx_found is not None or not door.name.startswith("nginx"):
+            assert f"| {door.label} | {door.layer} |" in table
+        else:
+            assert f"| {door.label} |" not in table
+    if nginx_found is None:
+        assert "nginx rows skipped: " in table
     assert "## Targets" in table
     raw = json.loads(out.read_text())
     assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
+    proxies = raw["proxy"]["proxies"]
+    assert all(p["row"]["errors"] == 0 and p["row"]["calls"] > 0 for p in proxies)
+    assert all(p["proxy_cpu_us"] is not None for p in proxies)  # read from /proc for every proxy
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
 
 
