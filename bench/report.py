@@ -113,7 +113,10 @@ def proxy_targets(proxy: dict[str, Any] | None) -> list[Target]:
     l4_name = "L4 proxy (embedded) adds to C=1 p50"
     l7_name = "L7 proxy (embedded) adds to C=1 p50 vs nginx grpc_pass"
     if proxy is None:
-        return [Target(l4_name, None, "≤ 100 µs", None, "not measured"), Target(l7_name, None, "≤ 1.0×", None, "")]
+        return [
+            Target(l4_name, None, "≤ 100 µs", None, "not measured"),
+            Target(l7_name, None, "≤ 1.0×", None, "not measured"),
+        ]
     l4, l4_own, l7, nginx = (added(proxy, n) for n in ("l4_embedded", "l4_process", "l7_embedded", "nginx_grpc"))
     out = []
     if l4 is None:
