@@ -33,7 +33,8 @@ REQUEST = HelloRequest(name="world")
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """Time ``pid``'s main thread ran on a CPU: ns from schedstat, else utime + stime ticks; None if gone."""
+    """Time ``pid``'s main thread ran on a CPU (every watched process works on one: an event loop, an nginx
+    worker): ns from schedstat, else utime + stime in 10 ms ticks; None once it is gone."""
     try:
         return int(Path(f"/proc/{pid}/schedstat").read_bytes().split()[0]) / 1e9
     except (OSError, ValueError, IndexError):
@@ -44,8 +45,8 @@ def cpu_source(pid: int) -> str:
     return "schedstat" if Path(f"/proc/{pid}/schedstat").exists() else "stat ticks"
 
 
-class Channel:
-    """One way in: its call, and what it measured."""
+class Route:
+    """One way in to the server: its call, and what it measured."""
 
     def __init__(self, name: str, call: Call, close: Callable[[], Awaitable[None]], watched: list[str]) -> None:
         self.name, self.call, self.close = name, call, close
@@ -97,10 +98,9 @@ class Channel:
 
 async def connect(port: int) -> tuple[Call, Callable[[], Awaitable[None]]]:
     from app.greeter.stub import GreeterStub
-    from transport import Channel as GrpcChannel
-    from transport import ConnectivityState
+    from transport import Channel, ConnectivityState
 
-    channel = GrpcChannel.dial(f"127.0.0.1:{port}", "pick_first")
+    channel = Channel.dial(f"127.0.0.1:{port}", "pick_first")
     await channel.wait_for_state(ConnectivityState.READY, timeout=CALL_TIMEOUT)
     return GreeterStub(channel).SayHello, lambda: channel.close(grace=0)
 
@@ -118,11 +118,11 @@ async def measure(
     ports: dict[str, int], watch: dict[str, int], calls: int, duration: float, warmup: int, batch: int, segments: int
 ) -> dict[str, Any]:
     """``ports``: channel name → port (``direct`` first); ``watch``: process name → pid."""
-    channels: list[Channel] = []
+    channels: list[Route] = []
     try:
         for name, port in ports.items():
             call, close = await connect(port)
-            channels.append(Channel(name, call, close, list(watch)))
+            channels.append(Route(name, call, close, list(watch)))
         for ch in channels:
             await asyncio.wait_for(ch.batch(warmup, keep=False), 60)
         rounds = 0
