@@ -77,3 +77,46 @@ def test_write_docs_replaces_only_the_marked_block(tmp_path: Path) -> None:
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no <!-- bench:start -->"):
         docs.write("x", "t", 1.0, 1, results=results, readme=readme)
+
+
+def test_without_nginx_its_rows_are_one_note_and_the_l7_target_is_na(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No nginx on the machine: build() says so in one line, the table has our rows and that line (no
+    nginx row, no traceback), and the L7 target (measured against nginx) is n/a."""
+    from app.commands import nginx
+    from app.commands.errors import CliError
+    from bench import proxy_cost, report
+
+    def missing(binary: str | None) -> str:
+        raise CliError("nginx is not installed (Debian: apt-get install nginx-full); or use --balancer builtin")
+
+    monkeypatch.setattr(nginx, "find_nginx", missing)
+    found, note = nginx_proxy.build()
+    assert found is None and note.startswith("nginx rows skipped: nginx is not installed") and "\n" not in note
+
+    def row(p50: float, server_cpu_s: float) -> dict[str, object]:
+        return {
+            "calls": 100,
+            "errors": 0,
+            "p50_us": p50,
+            "p99_us": 2 * p50,
+            "segment_p50_us": [p50] * 5,
+            "client_cpu_us": 50.0,
+            "cpu_s": {"server": server_cpu_s, "l4_process": 0.0, "l7_process": 0.0},
+        }
+
+    ours = [d.name for d in DOORS if not d.name.startswith("nginx")]
+    raw = {
+        "channels": {"direct": row(300, 0.005), **{name: row(400, 0.009) for name in ours}},
+        "window_cpu_s": {"server": 0.03, "l4_process": 0.002, "l7_process": 0.01},
+        "rounds": 10,
+        "cpu_source": "schedstat",
+    }
+    result = proxy_cost.summarize(raw, ours, note)
+    table = proxy_cost.table(result)
+    assert "| ours L7 proxy, embedded on the server's loop | L7 | 100 | 400 | 100 | 100 … 100 | 800 | 40 |" in table
+    assert "| ours L7 proxy, own process | L7 | 100 | 400 | 100 | 100 … 100 | 800 | 100 |" in table
+    assert "nginx stream" not in table and "nginx grpc_pass" not in table
+    assert table.endswith("\n\n" + note)
+    l4, l7 = report.proxy_targets(result)
+    assert (l4.verdict, l4.measured) == ("PASS", 100)
+    assert (l7.verdict, l7.detail) == ("n/a", note)
