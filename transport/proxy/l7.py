@@ -308,8 +308,9 @@ class L7Proxy:
         code = StatusCode.CANCELLED
         try:
             try:
-                # In this task, as a unary call opens its stream (a request known whole goes in the same
-                # write): the upstream call's later steps then find its stream open, without a Task of its own.
+                # The call's own opening step, run here as ``await`` runs it for a unary call (Call has no
+                # public name for it): a request known whole goes in the same write as the headers, and the
+                # call's later steps find its stream open, with no Task and no asyncio.wait of their own.
                 stream = await upstream._start_stream()
             except RpcError as exc:
                 self.calls_unrouted += 1
@@ -410,7 +411,8 @@ async def _answer_whole(
     assert stream.headers is not None and stream.trailers is not None
     metadata = _forwardable(decode_metadata(stream.headers))
     if metadata:
-        # What send_initial_metadata() adds, without sending it on its own: it goes with the answer.
+        # What send_initial_metadata() adds, without sending it on its own (ServerCall has no public
+        # name for that): it goes out with the message and the trailers, in one write.
         context._initial_metadata = context._initial_metadata + encode_metadata(metadata)
     context.set_trailing_metadata(_forwardable(decode_metadata(stream.trailers)))
     message = stream.take_message()
