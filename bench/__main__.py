@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         log("pairs ...")
         rounds = args.rounds or (1 if quick else 5)
         rows, skipped = pairs.run_pairs(budget, rounds=rounds, log=log)
-        sampler.section("L4 proxy")
-        log("L4 proxy ...")
+        sampler.section("proxies")
+        log("proxies ...")
         proxy = proxy_cost.measure(budget, log=log)
         sampler.section("breakdown")
         log("breakdown ...")
@@ -109,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{budget.calls:,} calls or {budget.duration} s per row in {rounds} turn{'s' if rounds > 1 else ''}"
         f"{' (quick)' if quick else ''}\n"
     )
-    tables = report.table(rows, ceiling, proxy, echo)
+    tables = report.table(rows, ceiling, echo)
     if skipped:
         tables += f"\n\nSkipped: {'; '.join(skipped)}"
     ours32 = next((r for r in rows if r["pair"] == pairs.pair_name("ours", "ours") and r["concurrency"] == 32), {})
     tables += "\n\n## Where a call's CPU goes (ours → ours, C=32, cProfile self time by layer)\n\n" + breakdown.table(
         layers, {"client": ours32.get("client_cpu_us"), "server": ours32.get("server_cpu_us")}
     )
+    tables += "\n\n" + proxy_cost.table(proxy)
     tables += "\n\n" + floor.table(echo)
     tables += "\n\n" + app_cost.table(app)
     tables += "\n\n" + report.targets_section(items)

@@ -17,8 +17,8 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 METHOD = (
     "Each row: {duration} s of calls after a warm-up, taken in {rounds} turns that alternate with the other pairs "
     "(all servers stay up), so the shared machine's slow moments fall on every pair alike; server and client "
-    "pinned to separate cores. The proxy rows come from one client alternating batches of 10 calls between a "
-    "direct and a proxied channel. Expect ±10–20 % between runs on this shared 2-core machine."
+    "pinned to separate cores. The proxies table comes from one client giving a direct channel and one channel per "
+    "proxy turns of 10 calls, in a rotating order. Expect ±10–20 % between runs on this shared 2-core machine."
 )
 
 

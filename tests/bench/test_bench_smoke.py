@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import nginx_proxy
 from bench.pairs import PAIRS, available, pair_name, unavailable
+from bench.proxy_cost import DOORS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,13 +48,21 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
         assert f"| asyncio echo floor (same bytes, one future per call) | {concurrency} |" in table
     assert "| rpcviz idle" in table and "| rpcviz under steady traffic (`t`) |" in table
     assert "\noutside load during the run: " in table and "(threshold 0.25)" in table
-    assert "| ours → L4 proxy (embedded) → ours | 1 |" in table
-    assert "| ours → L4 proxy (own process) → ours | 1 |" in table
     assert "## Where a call's CPU goes" in table
     for layer in ("h2", "ours", "asyncio", "protobuf"):
         assert f"| {layer} | " in table
     raw_layers = json.loads(out.read_text())["breakdown"]
     assert sum(raw_layers["client"].values()) > 0 and sum(raw_layers["server"].values()) > 0
+    assert "## Proxies (ours → proxy → ours, C=1, interleaved with direct)" in table
+    assert "| direct (interleaved with every row below) | – |" in table
+    nginx_found, _ = nginx_proxy.build()
+    for door in DOORS:
+        if nginx_found is not None or not door.name.startswith("nginx"):
+            assert f"| {door.label} | {door.layer} |" in table
+        else:
+            assert f"| {door.label} |" not in table
+    if nginx_found is None:
+        assert "nginx rows skipped: " in table
     assert "## Targets" in table
     for name in (
         "client CPU per call vs asyncio echo floor (C=32)",
@@ -66,6 +76,9 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     assert raw["floor"]["request_bytes"] > 9 and raw["floor"]["response_bytes"] > 9
     assert {"idle", "traffic"} <= raw["app"].keys()
     assert raw["machine"]["load"]["seconds"] > 0
+    proxies = raw["proxy"]["proxies"]
+    assert all(p["row"]["errors"] == 0 and p["row"]["calls"] > 0 for p in proxies)
+    assert all(p["proxy_cpu_us"] is not None for p in proxies)  # read from /proc for every proxy
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
     js_targets = {t["name"]: t["verdict"] for t in raw["targets"] if "grpc-js" in t["name"]}
     assert set(js_targets) == {"C=32 throughput vs grpc-js", "C=1 p50 latency vs grpc-js"}
@@ -128,3 +141,46 @@ def test_write_docs_refuses_when_the_machine_was_busy(tmp_path: Path) -> None:
     quiet = Load(10.0, machine=1.1, own=1.0)
     assert write_docs("| t |", 3.0, 5, quiet, 0.25, results=results, readme=readme) == 0
     assert "| t |" in results.read_text() and "old" not in readme.read_text()
+
+
+def test_without_nginx_its_rows_are_one_note_and_the_l7_target_is_na(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No nginx on the machine: build() says so in one line, the table has our rows and that line (no
+    nginx row, no traceback), and the L7 target (measured against nginx) is n/a."""
+    from app.commands import nginx
+    from app.commands.errors import CliError
+    from bench import proxy_cost, report
+
+    def missing(binary: str | None) -> str:
+        raise CliError("nginx is not installed (Debian: apt-get install nginx-full); or use --balancer builtin")
+
+    monkeypatch.setattr(nginx, "find_nginx", missing)
+    found, note = nginx_proxy.build()
+    assert found is None and note.startswith("nginx rows skipped: nginx is not installed") and "\n" not in note
+
+    def row(p50: float, server_cpu_s: float) -> dict[str, object]:
+        return {
+            "calls": 100,
+            "errors": 0,
+            "p50_us": p50,
+            "p99_us": 2 * p50,
+            "segment_p50_us": [p50] * 5,
+            "client_cpu_us": 50.0,
+            "cpu_s": {"server": server_cpu_s, "l4_process": 0.0, "l7_process": 0.0},
+        }
+
+    ours = [d.name for d in DOORS if not d.name.startswith("nginx")]
+    raw = {
+        "channels": {"direct": row(300, 0.005), **{name: row(400, 0.009) for name in ours}},
+        "window_cpu_s": {"server": 0.03, "l4_process": 0.002, "l7_process": 0.01},
+        "rounds": 10,
+        "cpu_source": "schedstat",
+    }
+    result = proxy_cost.summarize(raw, ours, note)
+    table = proxy_cost.table(result)
+    assert "| ours L7 proxy, embedded on the server's loop | L7 | 100 | 400 | 100 | 100 … 100 | 800 | 40 |" in table
+    assert "| ours L7 proxy, own process | L7 | 100 | 400 | 100 | 100 … 100 | 800 | 100 |" in table
+    assert "nginx stream" not in table and "nginx grpc_pass" not in table
+    assert table.endswith("\n\n" + note)
+    l4, l7 = report.proxy_targets(result)
+    assert (l4.verdict, l4.measured) == ("PASS", 100)
+    assert (l7.verdict, l7.detail) == ("n/a", note)

@@ -14,12 +14,14 @@ from typing import Any
 
 import grpc
 import pytest
+from hyperframe.frame import Frame
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
 from app.greeter.service import SAY_HELLO
 from tests.helpers import FAST, greet, ipv4_target, served_by, wait_until
 from transport import Channel, Server
 from transport.address import Address
+from transport.http2 import GrpcH2Connection
 from transport.metadata import Metadata
 from transport.proxy import L7CallInfo, L7Proxy
 from transport.server import EOF, ServerCall, stream_stream, stream_unary, unary_stream, unary_unary
@@ -275,6 +277,71 @@ async def test_bidi_ping_pong_through_the_proxy_with_headers_first(proxied: tupl
     await call.done_writing()
     assert await call.read() is EOF
     assert await call.code() is StatusCode.OK
+
+
+# --- how many writes a call takes -----------------------------------------------------------------
+
+
+def _frames(data: bytes) -> list[tuple[str, frozenset[str]]]:
+    """The frames in one write, as (type, flags)."""
+    frames = []
+    view = memoryview(data)
+    while view:
+        frame, length = Frame.parse_frame_header(view[:9])
+        frames.append((type(frame).__name__, frozenset(frame.flags)))
+        view = view[9 + length :]
+    return frames
+
+
+async def test_a_unary_call_is_forwarded_in_one_write_each_way(
+    proxied: tuple[Channel, Proxied, L7Proxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream, the request goes as a unary client sends it: one write of HEADERS and a DATA frame
+    that ends the stream (not a third, empty DATA frame to end it); downstream, the answer goes as a
+    unary server sends it: one write of HEADERS, DATA and the trailers. Four writes in all for the
+    call: the client's, the proxy's upstream, the backend's, the proxy's downstream."""
+    channel, _, _ = proxied
+    assert await channel.unary_unary(ECHO)(b"warm", timeout=5) == b"warm"  # connections up, SETTINGS done
+    writes: list[tuple[str, list[tuple[str, frozenset[str]]]]] = []
+    data_to_send = GrpcH2Connection.data_to_send
+
+    def recording(self: GrpcH2Connection, amount: int | None = None) -> bytes:
+        data = data_to_send(self, amount)
+        if data:
+            writes.append(("client" if self.config.client_side else "server", _frames(data)))
+        return data
+
+    monkeypatch.setattr(GrpcH2Connection, "data_to_send", recording)
+    assert await channel.unary_unary(ECHO)(b"payload", timeout=5) == b"payload"
+    monkeypatch.undo()
+    request = [("HeadersFrame", frozenset({"END_HEADERS"})), ("DataFrame", frozenset({"END_STREAM"}))]
+    answer = [
+        ("HeadersFrame", frozenset({"END_HEADERS"})),
+        ("DataFrame", frozenset()),
+        ("HeadersFrame", frozenset({"END_HEADERS", "END_STREAM"})),
+    ]
+    assert writes == [("client", request), ("client", request), ("server", answer), ("server", answer)]
+
+
+@pytest.mark.parametrize("size", [40 * 1024, 1024 * 1024 + 1])
+async def test_large_unary_messages_both_ways(proxied: tuple[Channel, Proxied, L7Proxy], size: int) -> None:
+    """Larger than a frame (40 KiB) and than a stream window (1 MiB + 1): the one-write paths step aside
+    and flow control carries them, intact, both ways."""
+    channel, _, proxy = proxied
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    call = channel.unary_unary(ECHO)(payload, timeout=10)
+    assert await call == payload
+    assert await call.trailing_metadata() == (("x-trailer", "t"), ("x-trailer-bin", b"\x01\x00\x02"))
+    assert proxy.backends[0].status_counts() == {"OK": 1}
+
+
+async def test_a_client_stream_of_no_messages_through_the_proxy(proxied: tuple[Channel, Proxied, L7Proxy]) -> None:
+    """A request stream that ends with no message at all is not a whole unary request: it is forwarded
+    as a stream, and the backend sees it end empty."""
+    channel, _, _ = proxied
+    call = channel.stream_unary(JOIN)(timeout=5)
+    await call.done_writing()
+    assert await call == b""
 
 
 # --- failures of its own -------------------------------------------------------------------------

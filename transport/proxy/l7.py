@@ -7,9 +7,14 @@ connection is spread over every backend — the answer to pick_first behind an
 L4 balancer.
 
 One forwarding path serves every method and every cardinality: each call is
-treated as stream_stream on both sides (a unary call is a stream of one message
-each way; gRPC's framing is the same), with raw message bytes. What is
-forwarded, and how:
+treated as a stream on both sides (a unary call is a stream of one message
+each way; gRPC's framing is the same), with raw message bytes. A request that
+is whole once the read that brought its headers is handled (one message and
+its end: every unary request) goes upstream whole, in one write, as a unary
+call sends it; an answer that is whole when its headers arrive (one message and
+an OK status) goes downstream in one write, as a unary server answers. Neither
+changes what is forwarded, only how many writes (and event-loop turns) it takes.
+What is forwarded, and how:
 
 - request metadata (the protocol's own headers stay behind; each side builds
   its own), the remaining deadline as the upstream ``timeout``;
@@ -35,11 +40,13 @@ from typing import Any, Self
 
 from transport.address import Address
 from transport.balancer import get_policy
-from transport.client import Channel, ChannelOptions, StreamStreamCall
+from transport.client import Channel, ChannelOptions, StreamStreamCall, UnaryStreamCall, UnaryStreamMultiCallable
+from transport.client.outcome import stream_error
 from transport.client.resolver import parse_target
 from transport.connectivity import ConnectivityState
 from transport.eof import EOF
-from transport.metadata import Metadata, encode_metadata
+from transport.http2.stream import Stream
+from transport.metadata import Metadata, decode_metadata, encode_metadata
 from transport.server import MethodHandler, Server, ServerCall, ServerOptions, stream_stream
 from transport.server.acceptor import Acceptor
 from transport.server.connection import ServerConnection
@@ -274,6 +281,12 @@ class L7Proxy:
 
     async def _forward(self, _requests: object, context: ServerCall) -> None:
         """One call, end to end: open it upstream, pump requests up and responses down, relay the status."""
+        down = context.stream
+        if not down.closed:
+            # The handler starts at the request headers; the rest of the read that brought them (a unary
+            # request's message and end) is handled first, so that a whole request goes upstream whole.
+            await asyncio.sleep(0)
+        request = _whole_request(down)
         channel = self.channel
         connection = self._connections.get(context.peer().partition(":")[2])
         self._next_call_id += 1
@@ -283,15 +296,22 @@ class L7Proxy:
         if connection is not None:
             connection.calls_total += 1
             connection.calls_in_flight += 1
-        upstream: StreamStreamCall[bytes, bytes] = channel.stream_stream(context.method)(
-            timeout=context.time_remaining(), metadata=_forwardable(context.invocation_metadata())
-        )
+        timeout, metadata = context.time_remaining(), _forwardable(context.invocation_metadata())
+        upstream: UnaryStreamCall[bytes] | StreamStreamCall[bytes, bytes]
+        if request is not None:
+            unary_request: UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(context.method)
+            upstream = unary_request(request, timeout=timeout, metadata=metadata)
+        else:
+            upstream = channel.stream_stream(context.method)(timeout=timeout, metadata=metadata)
         stats: L7BackendStats | None = None
         pump: asyncio.Task[None] | None = None
         code = StatusCode.CANCELLED
         try:
             try:
-                await upstream.wait_for_connection()
+                # The call's own opening step, run here as ``await`` runs it for a unary call (Call has no
+                # public name for it): a request known whole goes in the same write as the headers, and the
+                # call's later steps find its stream open, with no Task and no asyncio.wait of their own.
+                stream = await upstream._start_stream()
             except RpcError as exc:
                 self.calls_unrouted += 1
                 if exc.code is StatusCode.UNAVAILABLE:
@@ -303,8 +323,9 @@ class L7Proxy:
                 stats.calls_total += 1
                 stats.calls_in_flight += 1
             self._notify("call", info)
-            pump = asyncio.get_running_loop().create_task(_send_requests(context, upstream))
-            code = await _relay_responses(context, upstream)
+            if isinstance(upstream, StreamStreamCall):
+                pump = asyncio.get_running_loop().create_task(_send_requests(context, upstream))
+            code = await _relay_responses(context, upstream, stream)
         except RpcError as exc:
             code = exc.code
             raise
@@ -365,8 +386,51 @@ async def _send_requests(context: ServerCall, upstream: StreamStreamCall[bytes, 
         pass  # the upstream call ended first: its status is what the responses' side relays
 
 
-async def _relay_responses(context: ServerCall, upstream: StreamStreamCall[bytes, bytes]) -> StatusCode:
+def _whole_request(stream: Stream) -> bytes | None:
+    """The request message if the client has sent exactly one and ended (what every unary call sends), else None."""
+    if stream.remote_ended and stream.error is None and stream.queued == 1 and not stream.pending:
+        return stream.take_message()
+    return None
+
+
+def _whole_answer(stream: Stream) -> bool:
+    """The backend has answered with one message and an OK status, all of it here."""
+    return (
+        stream.remote_ended
+        and stream.trailers is not None
+        and stream.queued == 1
+        and stream.error is None
+        and stream_error(stream) is None
+    )
+
+
+async def _answer_whole(
+    context: ServerCall, upstream: UnaryStreamCall[bytes] | StreamStreamCall[bytes, bytes], stream: Stream
+) -> StatusCode:
+    """Headers, the message and the OK trailers downstream in one write, as a unary server answers."""
+    assert stream.headers is not None and stream.trailers is not None
+    metadata = _forwardable(decode_metadata(stream.headers))
+    if metadata:
+        # What send_initial_metadata() adds, without sending it on its own (ServerCall has no public
+        # name for that): it goes out with the message and the trailers, in one write.
+        context._initial_metadata = context._initial_metadata + encode_metadata(metadata)
+    context.set_trailing_metadata(_forwardable(decode_metadata(stream.trailers)))
+    message = stream.take_message()
+    assert message is not None
+    if not context.send_unary_response(message):  # the windows are too small for one step
+        await context.send_message(message)  # the trailers follow when the handler returns
+    await upstream.code()  # the upstream call ends now (it has its status): counted, its stream freed
+    return StatusCode.OK
+
+
+async def _relay_responses(
+    context: ServerCall, upstream: UnaryStreamCall[bytes] | StreamStreamCall[bytes, bytes], stream: Stream
+) -> StatusCode:
     """Response headers, messages and the status, as the backend sent them; the status code relayed."""
+    while stream.headers is None and not stream.closed:
+        await stream.wait_for_data()
+    if _whole_answer(stream):
+        return await _answer_whole(context, upstream, stream)
     metadata = await upstream.initial_metadata()
     if upstream.sent_response_headers():
         await context.send_initial_metadata(_forwardable(metadata))
