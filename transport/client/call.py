@@ -199,13 +199,17 @@ class Call:
             self._opening = asyncio.get_running_loop().create_task(self._start_stream())
             self._opening.add_done_callback(_retrieve)
             self._started = True
-        if self._opening is not None:
-            await asyncio.wait([self._opening])
-            if self._opening.cancelled():
+        opening = self._opening
+        if opening is not None:
+            if not opening.done():
+                await asyncio.wait([opening])
+            if opening.cancelled():
                 raise self._error or RpcError(StatusCode.CANCELLED, "cancelled by the client")
-            exc = self._opening.exception()
+            exc = opening.exception()
             if exc is not None:
                 raise self._error or (exc if isinstance(exc, RpcError) else self._fail(exc))
+            if self._opening is opening:
+                self._opening = None  # opened: later reads and writes take the stream at once
         if self._stream is None:
             raise self._error or RpcError(StatusCode.INTERNAL, "the call has no stream")
         return self._stream
