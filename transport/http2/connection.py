@@ -9,8 +9,9 @@ and remembers header work (:mod:`.hpack_memo`).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 import h2.config
 import h2.exceptions
@@ -41,6 +42,7 @@ from transport.http2 import fast_path, fast_receive
 from transport.http2.flood_guard import FloodGuard
 from transport.http2.frame_buffer import BoundedFrameBuffer, header_block_limit
 from transport.http2.hpack_memo import MemoDecoder, MemoEncoder, validated
+from transport.http2.stream_machine import GrpcStreamStateMachine
 
 #: Bytes of the control answers the flood guard counts (9-byte frame header + payload).
 _PING_ACK_BYTES = 17
@@ -48,6 +50,8 @@ _SETTINGS_ACK_BYTES = 9
 _RST_STREAM_BYTES = 13
 #: The events a header block becomes: replaced by HeaderListTooLarge when the list is over the limit.
 _HEADER_EVENTS = (RequestReceived, ResponseReceived, TrailersReceived, InformationalResponseReceived)
+#: A frame header: 24-bit length (as 16 + 8 bits), type, flags, 31-bit stream id (and the reserved bit).
+_FRAME_HEADER = struct.Struct(">HBBBL")
 #: :meth:`GrpcH2Connection.prune_closed_streams` looks again once the table holds this many streams at least.
 PRUNE_MIN = 64
 
@@ -194,6 +198,7 @@ class GrpcH2Connection(H2Connection):
         (:mod:`.fast_receive`), any other through h2's frame buffer and dispatch, one at a time."""
         max_frame = buffer.max_frame_size
         data_frame, headers_frame = fast_receive.data_frame, fast_receive.headers_frame
+        unpack_header = _FRAME_HEADER.unpack_from
         while True:
             data = buffer._data
             if self.fast_receive and not buffer._preamble_len and not buffer._headers_buffer:
@@ -201,13 +206,12 @@ class GrpcH2Connection(H2Connection):
                 view = memoryview(data)
                 try:
                     while n - pos >= 9:
-                        length = (view[pos] << 16) | (view[pos + 1] << 8) | view[pos + 2]
+                        high, low, kind, flags, stream_id = unpack_header(view, pos)
+                        length = (high << 8) | low
                         end = pos + 9 + length
                         if end > n or length > max_frame:
                             break
-                        kind = view[pos + 3]
-                        flags = view[pos + 4]
-                        stream_id = int.from_bytes(view[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+                        stream_id &= 0x7FFFFFFF
                         if kind == fast_receive.DATA:
                             taken = data_frame(self, stream_id, flags, bytes(view[pos + 9 : end]), events)
                         elif kind == fast_receive.HEADERS:
@@ -246,10 +250,28 @@ class GrpcH2Connection(H2Connection):
         super().send_data(stream_id, data, end_stream, pad_length)
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> H2Stream:
-        stream = super()._begin_new_stream(stream_id, allowed_ids)
-        # Same object, one more method: h2 builds H2Stream itself and offers no factory.
-        stream.__class__ = GrpcH2Stream
-        cast(GrpcH2Stream, stream).validation_memo = self._validation_memo
+        """h2's ``_begin_new_stream`` (4.4.1), building our :class:`GrpcH2Stream` (h2 offers no factory)
+        and without its three debug-log calls (their arguments were built for every stream)."""
+        outbound = stream_id % 2 == int(self.config.client_side)
+        highest_stream_id = self.highest_outbound_stream_id if outbound else self.highest_inbound_stream_id
+        if stream_id <= highest_stream_id:
+            raise StreamIDTooLowError(stream_id, highest_stream_id)
+        if (stream_id % 2) != int(allowed_ids):
+            msg = "Invalid stream ID for peer."
+            raise ProtocolError(msg)
+        stream = GrpcH2Stream(
+            stream_id,
+            config=self.config,
+            inbound_window_size=self.local_settings.initial_window_size,
+            outbound_window_size=self.remote_settings.initial_window_size,
+        )
+        stream.validation_memo = self._validation_memo
+        stream.max_outbound_frame_size = self.max_outbound_frame_size
+        self.streams[stream_id] = stream
+        if outbound:
+            self.highest_outbound_stream_id = stream_id
+        else:
+            self.highest_inbound_stream_id = stream_id
         return stream
 
     def send_request(self, stream_id: int, headers: list[tuple[bytes, bytes]], data: bytes) -> bool:
@@ -441,9 +463,14 @@ class GrpcH2Connection(H2Connection):
 
 
 class GrpcH2Stream(H2Stream):
-    """``H2Stream`` whose inbound header validation is remembered per connection."""
+    """``H2Stream`` whose inbound header validation is remembered per connection, on the quicker
+    state machine (:mod:`.stream_machine`)."""
 
     validation_memo: dict[Any, list[Any]]
+
+    def __init__(self, stream_id: int, config: h2.config.H2Configuration, **windows: int) -> None:
+        super().__init__(stream_id, config, **windows)
+        self.state_machine.__class__ = GrpcStreamStateMachine  # same state, quicker process_input
 
     def _process_received_headers(self, headers: Any, header_validation_flags: Any, header_encoding: Any) -> Any:
         process = super()._process_received_headers
