@@ -24,6 +24,7 @@ from h2.settings import SettingCodes
 from tests.helpers import REQUEST_HEADERS
 from transport.http2 import GrpcH2Connection, MalformedRequest
 from transport.http2.connection import HeaderListTooLarge, StreamRefused
+from transport.http2.fast_path import END_HEADERS, HEADERS, frame
 
 RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]
@@ -90,8 +91,17 @@ def _feed_both(fast: GrpcH2Connection, general: GrpcH2Connection, data: bytes, s
     fast_events: list[Any] = []
     general_events: list[Any] = []
     for piece in _pieces(data, split):
-        fast_events += fast.receive_data(piece)
-        general_events += general.receive_data(piece)
+        outcomes = []
+        for conn, events in ((fast, fast_events), (general, general_events)):
+            try:
+                events += conn.receive_data(piece)
+                outcomes.append(None)
+            except Exception as exc:  # noqa: BLE001 - a connection error is an outcome to compare
+                outcomes.append((type(exc).__name__, str(exc)))
+        assert outcomes[0] == outcomes[1]
+        if outcomes[0] is not None:
+            events_raised.append(outcomes[0])
+            break
     assert _describe(fast_events) == _describe(general_events)
     answer = fast.data_to_send()
     assert answer == general.data_to_send()
@@ -102,6 +112,8 @@ def _feed_both(fast: GrpcH2Connection, general: GrpcH2Connection, data: bytes, s
 
 #: What the last :func:`_feed_both` made both connections queue (the same bytes).
 _answers_queued: list[bytes] = []
+#: The connection errors both raised alike (a case that ends the connection).
+events_raised: list[tuple[str, str]] = []
 
 
 def _handshake(fast: GrpcH2Connection, general: GrpcH2Connection) -> bytes:
@@ -170,7 +182,31 @@ def _reset_then_data(peer: H2Connection) -> None:
     peer.send_data(3, REQUEST, end_stream=True)
 
 
+def _content_length(peer: H2Connection) -> None:
+    """A content-length the DATA keeps three times (the block is remembered), then one it breaks."""
+    headers = [*REQUEST_HEADERS, (b"content-length", str(len(REQUEST)).encode())]
+    for sid in (1, 3, 5):
+        peer.send_headers(sid, headers)
+        peer.send_data(sid, REQUEST, end_stream=True)
+    peer.send_headers(7, headers)
+    peer.send_data(7, REQUEST + b"extra", end_stream=True)
+
+
+def _trailers_without_end(peer: H2Connection) -> None:
+    for sid in (1, 3):
+        peer.send_headers(sid, REQUEST_HEADERS)
+        peer.send_data(sid, REQUEST)
+        peer.send_headers(sid, [(b"x-trailer", b"1")], end_stream=True)
+    peer.send_headers(5, REQUEST_HEADERS)
+    peer.send_data(5, REQUEST)
+    # Trailers must end the stream; a stock peer refuses to send these, so they are written by hand.
+    block = peer.encoder.encode([(b"x-trailer", b"1")])
+    peer._data_to_send += frame(HEADERS, END_HEADERS, 5, block)
+
+
 SERVER_CASES: dict[str, Requests] = {
+    "content-length": _content_length,
+    "trailers-without-end-stream": _trailers_without_end,
     "unary": _unary_calls,
     "continuation": _big_headers,
     "padded-priority": _padded_and_priority,
@@ -192,10 +228,13 @@ def test_server_receives_as_h2_does(case: str, split: int) -> None:
     _feed_both(fast, general, peer.data_to_send(), split)
     peer.receive_data(_handshake(fast, general))
     SERVER_CASES[case](peer)
+    events_raised.clear()
     events = _feed_both(fast, general, peer.data_to_send(), split)
+    if case == "content-length":
+        assert events_raised, "the last request's DATA breaks its content-length: a connection error for both"
     kinds = {type(e) for e in events}
-    assert h2.events.RequestReceived in kinds
-    if case == "malformed":
+    assert h2.events.RequestReceived in kinds or events_raised  # (a read that fails returns no events)
+    if case in ("malformed", "trailers-without-end-stream"):
         assert MalformedRequest in kinds
     if case == "refused":
         assert StreamRefused in kinds

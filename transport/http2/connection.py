@@ -41,6 +41,7 @@ from hyperframe.frame import (
 from transport.http2 import fast_path, fast_receive
 from transport.http2.flood_guard import FloodGuard
 from transport.http2.frame_buffer import BoundedFrameBuffer, header_block_limit
+from transport.http2.header_memo import BlockMemo
 from transport.http2.hpack_memo import MemoDecoder, MemoEncoder, validated
 from transport.http2.stream_machine import GrpcStreamStateMachine
 
@@ -157,6 +158,8 @@ class GrpcH2Connection(H2Connection):
         self.calmed = False
         #: The connection state in which streams run (what the fast paths require).
         self.open_state = ConnectionState.CLIENT_OPEN if self.config.client_side else ConnectionState.SERVER_OPEN
+        #: Header blocks received before and what h2 made of them (:mod:`.header_memo`).
+        self.block_memo = BlockMemo()
         #: Streams held at which :meth:`prune_closed_streams` next looks for closed ones.
         self._prune_at = PRUNE_MIN
 

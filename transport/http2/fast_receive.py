@@ -76,16 +76,29 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
         if len(conn.streams) >= conn.local_settings.max_concurrent_streams:
             return False
     # Committed: from here on this is the frame's only processing (the HPACK table moves on decoding).
-    headers = _decode_headers(conn.decoder, block)
+    end_stream = bool(flags & END_STREAM)
+    memo = conn.block_memo
+    if stream is None:
+        key = (block, end_stream, False, False)
+    else:
+        key = (block, end_stream, bool(stream.state_machine.headers_received), stream.request_method == b"HEAD")
+    hit = memo.lookup(conn, key)
+    version = conn.decoder.header_table.version
+    headers = _decode_headers(conn.decoder, block) if hit is None else None  # as h2: before the stream opens
     if state is ConnectionState.IDLE:
         conn.state_machine.process_input(ConnectionInputs.RECV_HEADERS)  # the first request: IDLE -> SERVER_OPEN
     # (OPEN, RECV_HEADERS) leaves the connection's state as it is, with no event: nothing to apply.
-    end_stream = bool(flags & END_STREAM)
     if stream is None:
         stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
-        stream_events = conn.receive_request_headers(stream, headers, end_stream)
+    if hit is not None:
+        stream_events = memo.apply(conn, stream, hit, end_stream)
     else:
-        _, stream_events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
+        assert headers is not None
+        if conn.config.client_side:
+            _, stream_events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
+        else:
+            stream_events = conn.receive_request_headers(stream, headers, end_stream)
+        memo.remember(conn, key, version, stream, stream_events)
     events += conn.check_header_list_size(stream_id, stream_events)
     if end_stream:
         conn.forget_if_closed(stream_id, stream)
