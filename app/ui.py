@@ -108,6 +108,8 @@ class RpcvizApp(App[None]):
         self.player = Player(Stage(self.cluster, self._set_steady, len(self.cluster.pods)), on_change=self.wake)
         self._replay_at_start = replay
         self._last: ClusterView | None = None
+        #: Views handed to the widgets so far (a new one each sample that changed).
+        self.views_shown = 0
         #: `d` or `s` was pressed: the next pod number drains or slows it instead of killing it.
         self._pending: str | None = None
         self._unchanged = 0
@@ -175,6 +177,7 @@ class RpcvizApp(App[None]):
         scene = self.scene
         scene.now = self.clock()
         scene.view = view
+        self.views_shown += 1
 
     @property
     def sampling(self) -> bool:

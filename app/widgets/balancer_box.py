@@ -11,6 +11,7 @@ from app.cluster.view import ClusterView
 from app.scene.policy import route, vip_role, vip_title
 from app.widgets.connection_lines import ConnectionLines
 from app.widgets.policy_chip import PolicyChip
+from app.widgets.shown import show
 
 
 class BalancerBox(Vertical):
@@ -34,8 +35,8 @@ class BalancerBox(Vertical):
 
     def show(self, view: ClusterView, now: float) -> None:
         self.border_title = vip_title(view)
-        self.query_one("#balancer-role", Static).update(vip_role(view))
+        show(self.query_one("#balancer-role", Static), vip_role(view))
         self.query_one(PolicyChip).show(view)
-        self.query_one("#balancer-path", Static).update(route(view))
+        show(self.query_one("#balancer-path", Static), route(view))
         self.query_one(ConnectionLines).show(view, now)
         self.set_class(not view.via_vip, "-bypassed")

@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from app.cluster.view import ClusterView
 from app.scene import caption, configuration_line
+from app.widgets.shown import show
 
 
 class Caption(Static):
@@ -22,4 +23,4 @@ class Caption(Static):
         text.append(configuration_line(view), style="bold")
         text.append("\n")
         text.append(caption(view))
-        self.update(text)
+        show(self, text, layout=False)  # its height is fixed (rpcviz.tcss)

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from app.cluster.configurations import CONFIGURATIONS, Configuration
 from app.cluster.view import ClusterView
+from app.widgets.shown import show
 
 
 class ConfigurationChip(Static):
@@ -22,7 +23,7 @@ class ConfigurationChip(Static):
         # "▶" marks the live one without colour; the mark's column also parts a chip from the one before
         # (no trailing space: seven chips fit 80 columns).
         mark = "▶" if live else " "
-        self.update(f"{mark}{self.configuration.number} {self.configuration.name}")
+        show(self, f"{mark}{self.configuration.number} {self.configuration.name}")
         self.set_class(live, "-live")
 
     def on_click(self) -> None:

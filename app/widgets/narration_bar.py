@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from app.replay import Narration
+from app.widgets.shown import show
 
 _PHASE = {"driving": "switching…", "waiting": "watching…", "reached": "", "stuck": "still waiting"}
 
@@ -29,4 +30,4 @@ class NarrationBar(Static):
     narration: reactive[Narration | None] = reactive(None)
 
     def watch_narration(self, narration: Narration | None) -> None:
-        self.update(render_narration(narration) if narration is not None else "")
+        show(self, render_narration(narration) if narration is not None else "", layout=False)  # fixed height

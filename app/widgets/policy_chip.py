@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from app.cluster.view import ClusterView
 from app.scene.policy import policy_summary
+from app.widgets.shown import show
 
 
 def chip_text(view: ClusterView) -> Text:
@@ -25,7 +26,7 @@ class PolicyChip(Static):
         """The user asked for the other policy."""
 
     def show(self, view: ClusterView) -> None:
-        self.update(chip_text(view))
+        show(self, chip_text(view))
         self.set_class(view.per_call, "-per-call")
 
     def on_click(self) -> None:
