@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import many_conns
 from bench.pairs import PAIRS, available, pair_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,17 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     assert "## Targets" in table
     raw = json.loads(out.read_text())
     assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
+    assert "## Many connections: 100 channels" in table
+    measured = [kind for kind in many_conns.KINDS if many_conns.unavailable(kind) is None]
+    assert "ours" in measured
+    for kind in measured:
+        assert f"| {kind} | 100 |" in table
+    for kind in set(many_conns.KINDS) - set(measured):
+        assert "Skipped: " in table and f"{kind} (" in table  # named, with why
+    rows = raw["many_conns"]["rows"]
+    assert [r["server"] for r in rows] == measured
+    assert all(r["errors"] == 0 and r["calls"] > 0 and r["rss_per_idle_connection"] is not None for r in rows)
+    assert "| RSS per idle connection, ours (100 × 2 calls/s) |" in table
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
 
 
