@@ -2,10 +2,12 @@
 
 What it costs a server to hold many mostly idle connections: its CPU at a modest total rate spread over
 them (every call on a different connection, none batched), p99, and its memory per connection, idle
-(after the handshakes, no call) and busy (under the load). The load generator is one process of our
-client (:mod:`bench.many_conns_client`) on the client core; each server runs alone on the server core,
-started fresh. A full run takes 1,000 connections for 10 s per server, one after the other; ``--quick``
-takes 100 for 1 s, every server at once (the smoke run checks the plumbing, not the figures).
+(after the handshakes, no call) and busy (under the load). The load is our client
+(:mod:`bench.many_conns_client`, two processes sharing the channels in a full run) on the client core;
+each server runs alone on the server core, started fresh; this process reads the server's RSS and CPU
+from /proc between the steps. A full run takes 1,000 connections for 10 s per server, one after the
+other; ``--quick`` takes 100 for 1 s, every server at once (the smoke run checks the plumbing, not the
+figures).
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ def rss_bytes(pid: int) -> int | None:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def run_wait_seconds(pid: int) -> float | None:
+    """Seconds the threads of process ``pid`` were ready to run but waited for a core (/proc schedstat), or None.
+
+    On a shared machine this says how much of the window the other processes took from this one.
+    """
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / 1e9
 
 
 def unavailable(kind: str) -> str | None:
@@ -180,10 +196,10 @@ def run_server(kind: str, shape: Shape) -> dict[str, Any]:
         for load in loads:
             load.send(f"GO {begin:.6f}")
         time.sleep(max(0.0, begin - time.time()))
-        cpu0, wall0 = proc_cpu_seconds(pid), time.perf_counter()
+        cpu0, wait0, wall0 = proc_cpu_seconds(pid), run_wait_seconds(pid), time.perf_counter()
         samples: list[int] = []
         waiting = {load.stdout: load for load in loads}
-        deadline = time.monotonic() + shape.duration + 60
+        deadline = time.monotonic() + shape.duration + 90  # the load processes drain for 30 s at most
         while waiting:
             if time.monotonic() > deadline:
                 next(iter(waiting.values())).fail("did not finish the load")
@@ -193,11 +209,16 @@ def run_server(kind: str, shape: Shape) -> dict[str, Any]:
             ready, _, _ = select.select(list(waiting), [], [], RSS_SAMPLE_INTERVAL)
             for stream in ready:
                 waiting.pop(stream).read_result()
-        wall, cpu1 = time.perf_counter() - wall0, proc_cpu_seconds(pid)
+        wall, cpu1, wait1 = time.perf_counter() - wall0, proc_cpu_seconds(pid), run_wait_seconds(pid)
     results = [load.result for load in loads if load.result is not None]
-    return summarize(
-        kind, shape, results, wall, cpu0, cpu1, rss_before, rss_idle, max(samples, default=None), connect_seconds
+    row = summarize(kind, shape, results, wall, cpu0, cpu1, rss_before, rss_idle, max(samples, default=None))
+    waits = [r.get("run_wait_seconds") for r in results]
+    row.update(
+        connect_seconds=connect_seconds,
+        server_wait_percent=None if wait0 is None or wait1 is None else (wait1 - wait0) / wall * 100,
+        client_wait_percent=None if None in waits else sum(w for w in waits if w is not None) / wall * 100,
     )
+    return row
 
 
 def summarize(
@@ -210,7 +231,6 @@ def summarize(
     rss_before: int | None,
     rss_idle: int | None,
     rss_busy: int | None,
-    connect_seconds: float,
 ) -> dict[str, Any]:
     """One row from the load processes' results and the server's readings."""
     n = shape.connections
@@ -230,7 +250,6 @@ def summarize(
         "duration": shape.duration,
         "client_processes": len(results),
         "seconds": wall,
-        "connect_seconds": connect_seconds,
         "attempted": sum(r["attempted"] for r in results),
         "started": sum(r["started"] for r in results),
         "calls": done,
@@ -299,9 +318,9 @@ def table(result: dict[str, Any]) -> str:
         (
             "| server | connections | calls due | done | errors | p99 µs | server CPU % of a core "
             "| server CPU µs/call | RSS before MB | RSS/conn idle KB | RSS/conn busy KB "
-            "| client CPU % | client lag p99 µs |"
+            "| client CPU % | client lag p99 µs | waited for a core % (server / client) |"
         ),
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in result["rows"]:
         before = r["rss_before"]
@@ -309,14 +328,17 @@ def table(result: dict[str, Any]) -> str:
             f"| {r['server']} | {r['connections']:,} | {r['attempted']:,} | {r['calls']:,} | {r['errors']:,} "
             f"| {_f(r['p99_us'])} | {_f(r['server_cpu_percent'], 1)} | {_f(r['server_cpu_us'])} "
             f"| {_f(None if before is None else before / 2**20, 1)} | {_kb(r['rss_per_idle_connection'])} "
-            f"| {_kb(r['rss_per_busy_connection'])} | {_f(r['client_cpu_percent'], 1)} | {_f(r['lag_p99_us'])} |"
+            f"| {_kb(r['rss_per_busy_connection'])} | {_f(r['client_cpu_percent'], 1)} | {_f(r['lag_p99_us'])} "
+            f"| {_f(r.get('server_wait_percent'))} / {_f(r.get('client_wait_percent'))} |"
         )
     processes = result["client_processes"]
     note = (
         "RSS per connection = (the server's RSS with the connections open − its RSS before) / connections, "
         "idle after the handshakes and busy the highest sampled under the load. The load is our client in "
         f"{processes} process{'es' if processes > 1 else ''} on the client core, paced open loop per channel: "
-        "'calls due' were scheduled in the window, 'done' answered OK, 'client lag' is how late calls started."
+        "'calls due' were scheduled in the window, 'done' answered OK, 'client lag' is how late calls started; "
+        "'waited for a core': the share of the window a process was ready to run while other processes had its core "
+        "(from /proc schedstat; more than a few % and the latencies measure the machine)."
     )
     if result["skipped"]:
         note += f" Skipped: {', '.join(result['skipped'])}."
