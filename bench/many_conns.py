@@ -63,29 +63,56 @@ def raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server kind may be a wrapper around another program, e.g. node)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    return tree
+
+
 def rss_bytes(pid: int) -> int | None:
-    """VmRSS of process ``pid`` from /proc, or None without /proc."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return None
+    """VmRSS of process ``pid`` and its descendants from /proc, or None without /proc."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            if p == pid:
+                return None
+            continue
+        total += next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time of process ``pid`` and its descendants, or None without /proc."""
+    times = [proc_cpu_seconds(p) for p in process_tree(pid)]
+    return None if times[0] is None else sum(t for t in times if t is not None)
 
 
 def run_wait_seconds(pid: int) -> float | None:
-    """Seconds the threads of process ``pid`` were ready to run but waited for a core (/proc schedstat), or None.
-
-    On a shared machine this says how much of the window the other processes took from this one.
-    """
+    """Seconds the threads of ``pid`` and its descendants were ready to run but waited for a core
+    (/proc schedstat), or None. On a shared machine this says how much of the window others took."""
     total = 0
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            total += int((task / "schedstat").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    for p in process_tree(pid):
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            if p == pid:
+                return None
     return total / 1e9
 
 
@@ -196,7 +223,7 @@ def run_server(kind: str, shape: Shape) -> dict[str, Any]:
         for load in loads:
             load.send(f"GO {begin:.6f}")
         time.sleep(max(0.0, begin - time.time()))
-        cpu0, wait0, wall0 = proc_cpu_seconds(pid), run_wait_seconds(pid), time.perf_counter()
+        cpu0, wait0, wall0 = cpu_seconds(pid), run_wait_seconds(pid), time.perf_counter()
         samples: list[int] = []
         waiting = {load.stdout: load for load in loads}
         deadline = time.monotonic() + shape.duration + 90  # the load processes drain for 30 s at most
@@ -209,7 +236,7 @@ def run_server(kind: str, shape: Shape) -> dict[str, Any]:
             ready, _, _ = select.select(list(waiting), [], [], RSS_SAMPLE_INTERVAL)
             for stream in ready:
                 waiting.pop(stream).read_result()
-        wall, cpu1, wait1 = time.perf_counter() - wall0, proc_cpu_seconds(pid), run_wait_seconds(pid)
+        wall, cpu1, wait1 = time.perf_counter() - wall0, cpu_seconds(pid), run_wait_seconds(pid)
     results = [load.result for load in loads if load.result is not None]
     row = summarize(kind, shape, results, wall, cpu0, cpu1, rss_before, rss_idle, max(samples, default=None))
     waits = [r.get("run_wait_seconds") for r in results]

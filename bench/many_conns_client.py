@@ -79,7 +79,8 @@ class Load:
             reply = await call(self.request)
         except Exception as exc:  # noqa: BLE001 - counted, the load goes on
             self.errors += 1
-            what = str(getattr(exc, "code", type(exc).__name__))
+            code = getattr(exc, "code", None)
+            what = f"{getattr(code, 'name', type(exc).__name__)}: {getattr(exc, 'details', exc)}"[:120]
             self.error_kinds[what] = self.error_kinds.get(what, 0) + 1
             return
         self.latencies.append(time.perf_counter_ns() - t0)
