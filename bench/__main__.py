@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import app_cost, breakdown, docs, floor, machine, pairs, proxy_cost, report
+from bench import app_cost, breakdown, docs, floor, machine, many_conns, pairs, proxy_cost, report
 from bench.procs import CLIENT_CORE, pinning_available, run_json
 
 
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         sampler.section("proxies")
         log("proxies ...")
         proxy = proxy_cost.measure(budget, log=log)
+        sampler.section("many connections")
+        log("many connections ...")
+        many = many_conns.measure(budget, log=log, quick=quick)
         sampler.section("breakdown")
         log("breakdown ...")
         layers = breakdown.measure(budget, log=log)
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = sampler.section_loads()
     threshold = args.max_outside_load
 
-    items = report.targets(rows, ceiling, proxy, echo)
+    items = report.targets(rows, ceiling, proxy, echo, many)
     cpu = platform.processor() or platform.machine()
     print(
         f"# rpcviz bench — Python {platform.python_version()}, {os.cpu_count()} cores ({cpu}), "
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     tables += "\n\n" + proxy_cost.table(proxy)
     tables += "\n\n" + floor.table(echo)
     tables += "\n\n" + app_cost.table(app)
+    tables += "\n\n" + many_conns.table(many)
     tables += "\n\n" + report.targets_section(items)
     tables += "\n\n" + machine.load_line(load, threshold, sections)
     print(tables)
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             "proxy": proxy,
             "breakdown": layers,
             "floor": echo,
+            "many_conns": many,
             "app": app,
             "machine": {
                 "threshold": threshold,

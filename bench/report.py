@@ -89,6 +89,7 @@ def targets(
     ceiling: dict[str, Any],
     proxy: dict[str, Any] | None,
     floor: dict[str, Any] | None = None,
+    many_conns: dict[str, Any] | None = None,
 ) -> list[Target]:
     """The issues' goals (CPU checked on each side at C=32; round 2's unary ones), as ratios from this run."""
     out: list[Target] = []
@@ -168,6 +169,7 @@ def targets(
         f"(server: {_f(_get(ours128, 'server_cpu_us'))} vs {_f(_get(ours32, 'server_cpu_us'))})",
     )
     out += proxy_targets(proxy)
+    out += many_conns_targets(many_conns)
     return out
 
 
@@ -200,10 +202,54 @@ def proxy_targets(proxy: dict[str, Any] | None) -> list[Target]:
     return out
 
 
+#: Issue 15: what an idle connection may cost our server at most.
+MAX_KB_PER_IDLE_CONNECTION = 32
+
+
+def many_conns_targets(result: dict[str, Any] | None) -> list[Target]:
+    """RSS per idle connection (ours) and server CPU per call at many connections, ours vs each Python peer."""
+    rows = {r["server"]: r for r in result["rows"]} if result is not None else {}
+    ours = rows.get("ours")
+    label = f"{result['connections']:,} × {result['rate']:g} calls/s" if result is not None else "many connections"
+    kb = None if ours is None or ours["rss_per_idle_connection"] is None else ours["rss_per_idle_connection"] / 1024
+    out = [
+        Target(
+            f"RSS per idle connection, ours ({label})",
+            kb,
+            f"≤ {MAX_KB_PER_IDLE_CONNECTION} KB",
+            None if kb is None else kb <= MAX_KB_PER_IDLE_CONNECTION,
+            "not measured"
+            if ours is None
+            else f"busy: {_f(_kb(ours['rss_per_busy_connection']), 1)} KB; "
+            + ", ".join(f"{k}: {_f(_kb(r['rss_per_idle_connection']), 1)}" for k, r in rows.items() if k != "ours"),
+        )
+    ]
+    for peer in ("grpcio", "grpclib"):
+        other = rows.get(peer)
+        value = _ratio(_get(ours, "server_cpu_us"), _get(other, "server_cpu_us"))
+        out.append(
+            Target(
+                f"server CPU per call at {label} vs {peer}",
+                value,
+                "< 1×",
+                None if value is None else value < 1,
+                "not measured"
+                if value is None
+                else f"{_f(_get(ours, 'server_cpu_us'))} vs {_f(_get(other, 'server_cpu_us'))} µs/call "
+                f"({_f(_get(ours, 'server_cpu_percent'), 1)} vs {_f(_get(other, 'server_cpu_percent'), 1)} % of a core)",
+            )
+        )
+    return out
+
+
+def _kb(value: float | None) -> float | None:
+    return None if value is None else value / 1024
+
+
 def targets_section(items: list[Target]) -> str:
     lines = ["## Targets", "", "| target | measured | goal | verdict | detail |", "|---|--:|---|---|---|"]
     for t in items:
-        unit = " µs" if t.goal.endswith("µs") else "×"
+        unit = " µs" if t.goal.endswith("µs") else " KB" if t.goal.endswith("KB") else "×"
         measured = "–" if t.measured is None else f"{t.measured:,.2f}{unit}"
         lines.append(f"| {t.name} | {measured} | {t.goal} | {t.verdict} | {t.detail} |")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import nginx_proxy
+from bench import many_conns, nginx_proxy
 from bench.pairs import PAIRS, available, pair_name, unavailable
 from bench.proxy_cost import DOORS
 
@@ -79,6 +79,17 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     proxies = raw["proxy"]["proxies"]
     assert all(p["row"]["errors"] == 0 and p["row"]["calls"] > 0 for p in proxies)
     assert all(p["proxy_cpu_us"] is not None for p in proxies)  # read from /proc for every proxy
+    assert "## Many connections: 100 channels" in table
+    measured = [kind for kind in many_conns.KINDS if many_conns.unavailable(kind) is None]
+    assert "ours" in measured
+    for kind in measured:
+        assert f"| {kind} | 100 |" in table
+    for kind in set(many_conns.KINDS) - set(measured):
+        assert "Skipped: " in table and f"{kind} (" in table  # named, with why
+    rows = raw["many_conns"]["rows"]
+    assert [r["server"] for r in rows] == measured
+    assert all(r["errors"] == 0 and r["calls"] > 0 and r["rss_per_idle_connection"] is not None for r in rows)
+    assert "| RSS per idle connection, ours (100 × 2 calls/s) |" in table
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
     js_targets = {t["name"]: t["verdict"] for t in raw["targets"] if "grpc-js" in t["name"]}
     assert set(js_targets) == {"C=32 throughput vs grpc-js", "C=1 p50 latency vs grpc-js"}

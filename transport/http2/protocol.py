@@ -25,7 +25,9 @@ from h2.events import Event
 from h2.settings import SettingCodes
 
 from transport.address import Address
+from transport.http2.compact_settings import CompactSettings
 from transport.http2.connection import GrpcH2Connection
+from transport.http2.read_buffer import shared_read_buffer
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,6 @@ class ConnectionClosed(Exception):
     """The connection ended while a stream still wanted it."""
 
 
-#: Bytes read from the socket at most per read: the size of each connection's receive buffer.
-READ_BUFFER_SIZE = 64 * 1024
 #: Output queued while handling one read is written once it reaches this size.
 FLUSH_THRESHOLD = 64 * 1024
 
@@ -48,9 +48,10 @@ FLUSH_THRESHOLD = 64 * 1024
 class H2Protocol(asyncio.BufferedProtocol):
     """Base of the server and client connection protocols.
 
-    It reads into one preallocated buffer per connection (``BufferedProtocol``):
-    a plain ``Protocol`` makes asyncio allocate a fresh 256 KiB ``bytes`` for
-    every read, which costs more than a small gRPC call's whole read (see bench/).
+    It reads into a preallocated buffer (``BufferedProtocol``), the one every
+    connection on its event loop shares (:mod:`.read_buffer`): a plain ``Protocol``
+    makes asyncio allocate a fresh 256 KiB ``bytes`` for every read, which costs
+    more than a small gRPC call's whole read (see bench/).
     """
 
     client_side = False
@@ -75,7 +76,9 @@ class H2Protocol(asyncio.BufferedProtocol):
             normalize_inbound_headers=True,
         )
         self.h2 = GrpcH2Connection(config=config)
-        self.h2.local_settings = h2.settings.Settings(
+        # CompactSettings: h2's own Settings hold ≈ 5 KB of deques each (see compact_settings).
+        self.h2.remote_settings = CompactSettings(client=not self.client_side)
+        self.h2.local_settings = CompactSettings(
             client=self.client_side,
             initial_values={
                 SettingCodes.INITIAL_WINDOW_SIZE: window_size,
@@ -110,7 +113,7 @@ class H2Protocol(asyncio.BufferedProtocol):
         self.write_closed = False
         self.peer: str = ""
         self.local_address: Address | None = None
-        self._read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
+        self._read_buffer = shared_read_buffer(self.loop)
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             h2.events.WindowUpdated: self._on_window_updated,
             h2.events.RemoteSettingsChanged: self._on_remote_settings,
@@ -137,6 +140,7 @@ class H2Protocol(asyncio.BufferedProtocol):
         return self._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        # Copied out first: the buffer is the loop's, and the next read of any connection overwrites it.
         self.data_received(bytes(self._read_buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
