@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import docs, pairs, proxy_cost, report
+from bench import docs, pairs, proxy_cost, report, sizes, streams
 from bench.procs import CLIENT_CORE, pinning_available, run_json
 
 
@@ -54,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     rows, skipped = pairs.run_pairs(budget, rounds=rounds, log=log)
     log("L4 proxy ...")
     proxy = proxy_cost.measure(budget, log=log)
+    log("streaming ...")
+    streaming = streams.measure(budget, log, quick=quick, rounds=rounds)
+    log("message sizes ...")
+    sized = sizes.measure(budget, log, quick=quick, rounds=rounds)
 
-    items = report.targets(rows, ceiling, proxy)
+    items = report.targets(rows, ceiling, proxy) + report.stream_targets(streaming, sized)
     cpu = platform.processor() or platform.machine()
     print(
         f"# rpcviz bench — Python {platform.python_version()}, {os.cpu_count()} cores ({cpu}), "
@@ -66,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = report.table(rows, ceiling, proxy)
     if skipped:
         tables += f"\n\nSkipped (framework not installed): {', '.join(skipped)}"
+    tables += "\n\n" + streams.table(streaming) + "\n\n" + sizes.table(sized)
     tables += "\n\n" + report.targets_section(items)
     print(tables)
     if args.write_docs:
@@ -83,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             "pairs": rows,
             "skipped": skipped,
             "proxy": proxy,
+            "streams": streaming,
+            "sizes": sized,
             "targets": [dataclasses.asdict(t) | {"verdict": t.verdict} for t in items],
         }
         args.json.write_text(json.dumps(raw, indent=2))

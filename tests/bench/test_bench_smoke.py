@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import sizes, streams, turns
 from bench.pairs import PAIRS, available, pair_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,39 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     raw = json.loads(out.read_text())
     assert all(row["errors"] == 0 and row["calls"] > 0 for row in raw["pairs"])
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
+    assert_streaming_and_size_rows(table, raw)
+
+
+def assert_streaming_and_size_rows(table: str, raw: dict[str, object]) -> None:
+    """Every installed framework X has its X → X row for each streaming workload and each quick size; the
+    missing ones are named; every row moved what it asked for; the new targets are in the targets table."""
+    same, missing = turns.framework_pairs(cross=False)
+    assert "## Streaming (100-byte messages)" in table and "## Message size (unary Echo)" in table
+    for client, server in same:
+        name = pair_name(client, server)
+        for label in ("server-streaming", "client-streaming"):
+            assert f"| {label} | {name} | 1 |" in table
+        assert f"| bidi ping-pong | {name} | {streams.PING_PONG_STREAMS} |" in table
+        for size in sizes.QUICK_SIZES:
+            assert f"| {sizes.label(size)} | {name} | {sizes.CONCURRENCY} |" in table
+    if missing:
+        assert f"Not installed, no rows: {', '.join(missing)}." in table
+    for section, workloads in (("streams", {"download", "upload", "pingpong"}), ("sizes", {"echo"})):
+        rows = raw[section]["rows"]  # type: ignore[index]
+        assert len(rows) == len(same) * (3 if section == "streams" else len(sizes.QUICK_SIZES))
+        for row in rows:
+            assert row["workload"] in workloads and row["errors"] == 0 and row["messages"] > 0
+            assert row["bytes"] == row["messages"] * row["size"]
+            if row["workload"] == "download":
+                assert row["messages"] == row["calls"] * streams.QUICK_MESSAGES
+    names = {t["name"] for t in raw["targets"]}  # type: ignore[union-attr]
+    assert {
+        "server-streaming messages/s vs grpclib",
+        "server-streaming messages/s vs grpc-js",
+        "bidi ping-pong messages/s vs grpclib",
+        "bidi ping-pong messages/s vs grpc-js",
+        "1 MiB echo MiB/s vs grpcio",
+    } <= names
 
 
 def test_write_docs_replaces_only_the_marked_block(tmp_path: Path) -> None:
