@@ -19,6 +19,11 @@ _PREFIX = struct.Struct(">BI")
 PREFIX_SIZE = _PREFIX.size
 
 
+def message_prefix(length: int) -> bytes:
+    """The 5-byte prefix of an uncompressed message of ``length`` bytes."""
+    return _PREFIX.pack(0, length)
+
+
 def encode_message(message: bytes) -> bytes:
     """Frame one uncompressed message."""
     return _PREFIX.pack(0, len(message)) + message

@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import Callable
 from typing import Any, cast
 
 import h2.config
 import h2.events
 import h2.exceptions
-from h2.connection import ConnectionState
+from h2.connection import ConnectionInputs, ConnectionState
 from h2.errors import ErrorCodes
 from h2.events import Event
 from h2.settings import SettingCodes
+from h2.stream import H2Stream, StreamInputs
 
 from transport.address import Address
 from transport.http2.connection import GrpcH2Connection
@@ -246,36 +248,50 @@ class H2Protocol(asyncio.BufferedProtocol):
         if not self._receiving or len(self.h2._data_to_send) >= FLUSH_THRESHOLD:
             self.flush()
 
-    def try_send_data(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
-        """Send ``data`` now if the windows allow it in one frame and the socket is not backed up; the fast path."""
+    def try_send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool, head: bytes = b"") -> bool:
+        """Send ``head`` + ``data`` now if the windows allow it in one frame and the socket is not backed up;
+        the fast path."""
         h2c = self.h2
-        if (
-            not self._write_paused
-            and len(data) <= h2c.max_outbound_frame_size
-            and len(data) <= h2c.local_flow_control_window(stream_id)
-        ):
-            h2c.send_data(stream_id, data, end_stream=end_stream)
-            return True
-        return False
+        size = len(head) + len(data)
+        if self._write_paused or size > h2c.max_outbound_frame_size:
+            return False
+        stream = h2c._get_stream_by_id(stream_id)  # raises as h2's send_data does for a closed stream
+        if size > min(stream.outbound_flow_control_window, h2c.outbound_flow_control_window):
+            return False
+        send_data_frame(h2c, stream, head, data, end_stream)
+        return True
 
-    async def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        """Send ``data`` in chunks as the flow-control windows open."""
+    async def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool, head: bytes = b"") -> None:
+        """Send ``head`` + ``data`` in frames as the flow-control windows open.
+
+        The frames carry views of ``data``, copied once, into h2's output buffer (:func:`send_data_frame`);
+        what is queued is written once it reaches ``FLUSH_THRESHOLD``, before waiting, and at the end.
+        """
         h2c = self.h2
         view = memoryview(data)
         while True:
             if self.closed:
                 raise ConnectionClosed("connection closed")
             if self._write_paused:
+                self.schedule_flush()
                 await self.wait_writable()
                 continue
-            window = min(h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size)
-            if window <= 0 and len(view):
+            stream = h2c._get_stream_by_id(stream_id)
+            window = min(
+                stream.outbound_flow_control_window, h2c.outbound_flow_control_window, h2c.max_outbound_frame_size
+            )
+            left = len(head) + len(view)
+            if window <= 0 and left:
+                self.schedule_flush()
                 await self._wait_window(stream_id)
                 continue
-            chunk, view = view[:window], view[window:]
-            last = not len(view)
-            h2c.send_data(stream_id, bytes(chunk), end_stream=end_stream and last)
-            self.schedule_flush()
+            n = min(window, left)
+            first, head = head[:n], head[n:]
+            body, view = view[: n - len(first)], view[n - len(first) :]
+            last = not head and not len(view)
+            send_data_frame(h2c, stream, first, body, end_stream and last)
+            if last or len(h2c._data_to_send) >= FLUSH_THRESHOLD:
+                self.schedule_flush()
             if last:
                 return
 
@@ -347,3 +363,32 @@ class H2Protocol(asyncio.BufferedProtocol):
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+
+#: A frame header: 24-bit length (as 16 + 8 bits), type, flags, 31-bit stream id.
+_FRAME_HEADER = struct.Struct(">HBBBL")
+_DATA, _END_STREAM = 0x0, 0x1
+
+
+def send_data_frame(h2c: GrpcH2Connection, stream: H2Stream, head: bytes, body: bytes | memoryview, end: bool) -> None:
+    """Queue one DATA frame of ``head`` + ``body`` on ``stream``: what ``h2c.send_data(stream_id, head + body,
+    end)`` queues, with the same connection and stream state inputs and flow-control accounting, but no
+    frame object and no copy but the one into h2's output buffer (h2's own path makes three more, and needs
+    ``bytes``, so a memoryview was copied once before it too).
+
+    The caller has checked that it fits the frame size and both windows.
+    """
+    size = len(head) + len(body)
+    h2c.state_machine.process_input(ConnectionInputs.SEND_DATA)
+    machine = stream.state_machine
+    machine.process_input(StreamInputs.SEND_DATA)
+    if end:
+        machine.process_input(StreamInputs.SEND_END_STREAM)
+    stream.outbound_flow_control_window -= size
+    h2c.outbound_flow_control_window -= size
+    h2c._stream_frames_sent = True
+    out = h2c._data_to_send
+    out += _FRAME_HEADER.pack(size >> 8, size & 0xFF, _DATA, _END_STREAM if end else 0, stream.stream_id)
+    if head:
+        out += head
+    out += body
