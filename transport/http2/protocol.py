@@ -20,11 +20,12 @@ from typing import Any, cast
 import h2.config
 import h2.events
 import h2.exceptions
-from h2.connection import ConnectionInputs, ConnectionState
+import h2.stream
+from h2.connection import ConnectionInputs, ConnectionState, H2ConnectionStateMachine
 from h2.errors import ErrorCodes
 from h2.events import Event
 from h2.settings import SettingCodes
-from h2.stream import H2Stream, StreamInputs
+from h2.stream import H2Stream, StreamInputs, StreamState
 
 from transport.address import Address
 from transport.http2.connection import GrpcH2Connection
@@ -370,18 +371,40 @@ _FRAME_HEADER = struct.Struct(">HBBBL")
 _DATA, _END_STREAM = 0x0, 0x1
 
 
+def _unchanged_by_data(transitions: Any, state: Any, data_input: Any) -> Any:
+    """``state`` if h2's table makes sending DATA in it a no-op (no callback, same state), else None;
+    so that :func:`send_data_frame` skips only the lookups that this h2 says change nothing."""
+    return state if transitions.get((state, data_input)) == (None, state) else None
+
+
+_CLIENT_OPEN, _SERVER_OPEN = (
+    _unchanged_by_data(H2ConnectionStateMachine._transitions, state, ConnectionInputs.SEND_DATA)
+    for state in (ConnectionState.CLIENT_OPEN, ConnectionState.SERVER_OPEN)
+)
+_OPEN, _HALF_CLOSED_REMOTE = (
+    _unchanged_by_data(h2.stream._transitions, state, StreamInputs.SEND_DATA)
+    for state in (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+)
+
+
 def send_data_frame(h2c: GrpcH2Connection, stream: H2Stream, head: bytes, body: bytes | memoryview, end: bool) -> None:
     """Queue one DATA frame of ``head`` + ``body`` on ``stream``: what ``h2c.send_data(stream_id, head + body,
     end)`` queues, with the same connection and stream state inputs and flow-control accounting, but no
     frame object and no copy but the one into h2's output buffer (h2's own path makes three more, and needs
     ``bytes``, so a memoryview was copied once before it too).
 
+    The state inputs that h2's tables make no-ops (DATA on an open connection and stream) are skipped.
     The caller has checked that it fits the frame size and both windows.
     """
     size = len(head) + len(body)
-    h2c.state_machine.process_input(ConnectionInputs.SEND_DATA)
+    conn_machine = h2c.state_machine
+    conn_state = conn_machine.state
+    if conn_state is not _SERVER_OPEN and conn_state is not _CLIENT_OPEN:
+        conn_machine.process_input(ConnectionInputs.SEND_DATA)
     machine = stream.state_machine
-    machine.process_input(StreamInputs.SEND_DATA)
+    state = machine.state
+    if state is not _OPEN and state is not _HALF_CLOSED_REMOTE:
+        machine.process_input(StreamInputs.SEND_DATA)
     if end:
         machine.process_input(StreamInputs.SEND_END_STREAM)
     stream.outbound_flow_control_window -= size
