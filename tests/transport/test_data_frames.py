@@ -257,6 +257,7 @@ def _sink(listener: socket.socket, received: list[int]) -> None:
             chunk = sock.recv(65536)
             if not chunk:
                 return
+            received[0] += len(chunk)
             settled = any(isinstance(e, h2.events.RemoteSettingsChanged) for e in conn.receive_data(chunk))
         sock.sendall(conn.data_to_send())
         buffer = bytearray(65536)
