@@ -241,13 +241,15 @@ async def test_tiny_windows_are_never_overrun(ours: Server, window: int, n: int,
     assert sum(sizes) == n * (size + 5)
 
 
-def _sink(listener: socket.socket, received: list[int]) -> None:
-    """A peer that opens its windows wide (2^31 - 1), then reads and discards everything without allocating."""
+def _sink(listener: socket.socket, received: list[int], max_frame: int) -> None:
+    """A peer that opens its windows wide (2^31 - 1) and allows frames of ``max_frame`` bytes, then reads and
+    discards everything without allocating."""
     sock, _ = listener.accept()
     with sock:
         conn = h2.connection.H2Connection(_config(False))
         conn.local_settings = h2.settings.Settings(
-            client=False, initial_values={SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1}
+            client=False,
+            initial_values={SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1, SettingCodes.MAX_FRAME_SIZE: max_frame},
         )
         conn.initiate_connection()
         conn.increment_flow_control_window(2**31 - 1 - 65535)
@@ -268,12 +270,14 @@ def _sink(listener: socket.socket, received: list[int]) -> None:
             return  # the client went away
 
 
-async def test_sending_a_4mib_message_holds_no_copy_of_it() -> None:
+@pytest.mark.parametrize("max_frame", [16 * 1024, 2**24 - 1], ids=["16KiB-frames", "16MiB-frames"])
+async def test_sending_a_4mib_message_holds_no_copy_of_it(max_frame: int) -> None:
     """Our client writing one 4 MiB message on a stream (to a peer that reads everything, windows wide
-    open) allocates ≈ one flush of output at a time, not a framed copy of the message (≥ 4 MiB)."""
+    open) allocates ≈ one flush of output at a time, not a framed copy of the message (≥ 4 MiB); with frames
+    as large as the message (grpcio allows 4 MiB), the body goes to the socket from the caller's bytes."""
     listener = socket.create_server(("127.0.0.1", 0))
     received = [0]
-    sink = threading.Thread(target=_sink, args=(listener, received), daemon=True)
+    sink = threading.Thread(target=_sink, args=(listener, received, max_frame), daemon=True)
     sink.start()
     payload = _blob(3, 4 * MiB)
     try:

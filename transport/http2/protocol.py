@@ -259,8 +259,27 @@ class H2Protocol(asyncio.BufferedProtocol):
         stream = h2c._get_stream_by_id(stream_id)  # raises as h2's send_data does for a closed stream
         if size > min(stream.outbound_flow_control_window, h2c.outbound_flow_control_window):
             return False
-        send_data_frame(h2c, stream, head, data, end_stream)
+        self._send_frame(stream, head, data, end_stream)
         return True
+
+    def _send_frame(self, stream: H2Stream, head: bytes, body: bytes | memoryview, end: bool) -> None:
+        """One DATA frame: into h2's buffer (:func:`send_data_frame`); or, for a body of ``FLUSH_THRESHOLD`` or
+        more (peers such as grpcio allow frames of up to 4 MiB), straight to the socket after what h2 holds, so
+        that the body is not copied into h2's buffer and out of it again (the socket takes it from the view)."""
+        transport = self.transport
+        if (
+            len(body) < FLUSH_THRESHOLD
+            or transport is None
+            or self.closed
+            or self.write_closed
+            or transport.is_closing()
+        ):
+            send_data_frame(self.h2, stream, head, body, end)
+            return
+        header = data_frame_header(self.h2, stream, len(head) + len(body), end)
+        self.flush()
+        transport.write(header + head)
+        transport.write(body)
 
     async def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool, head: bytes = b"") -> None:
         """Send ``head`` + ``data`` in frames as the flow-control windows open.
@@ -290,7 +309,7 @@ class H2Protocol(asyncio.BufferedProtocol):
             first, head = head[:n], head[n:]
             body, view = view[: n - len(first)], view[n - len(first) :]
             last = not head and not len(view)
-            send_data_frame(h2c, stream, first, body, end_stream and last)
+            self._send_frame(stream, first, body, end_stream and last)
             if last or len(h2c._data_to_send) >= FLUSH_THRESHOLD:
                 self.schedule_flush()
             if last:
@@ -393,10 +412,21 @@ def send_data_frame(h2c: GrpcH2Connection, stream: H2Stream, head: bytes, body: 
     frame object and no copy but the one into h2's output buffer (h2's own path makes three more, and needs
     ``bytes``, so a memoryview was copied once before it too).
 
-    The state inputs that h2's tables make no-ops (DATA on an open connection and stream) are skipped.
     The caller has checked that it fits the frame size and both windows.
     """
-    size = len(head) + len(body)
+    out = h2c._data_to_send
+    out += data_frame_header(h2c, stream, len(head) + len(body), end)
+    if head:
+        out += head
+    out += body
+
+
+def data_frame_header(h2c: GrpcH2Connection, stream: H2Stream, size: int, end: bool) -> bytes:
+    """Account for a DATA frame of ``size`` bytes on ``stream`` as h2's ``send_data`` does, and return its
+    9-byte header; the frame's bytes must follow it on the wire before anything else h2 queues.
+
+    The state inputs that h2's tables make no-ops (DATA on an open connection and stream) are skipped.
+    """
     conn_machine = h2c.state_machine
     conn_state = conn_machine.state
     if conn_state is not _SERVER_OPEN and conn_state is not _CLIENT_OPEN:
@@ -410,8 +440,4 @@ def send_data_frame(h2c: GrpcH2Connection, stream: H2Stream, head: bytes, body: 
     stream.outbound_flow_control_window -= size
     h2c.outbound_flow_control_window -= size
     h2c._stream_frames_sent = True
-    out = h2c._data_to_send
-    out += _FRAME_HEADER.pack(size >> 8, size & 0xFF, _DATA, _END_STREAM if end else 0, stream.stream_id)
-    if head:
-        out += head
-    out += body
+    return _FRAME_HEADER.pack(size >> 8, size & 0xFF, _DATA, _END_STREAM if end else 0, stream.stream_id)
