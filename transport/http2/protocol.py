@@ -284,8 +284,9 @@ class H2Protocol(asyncio.BufferedProtocol):
     async def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool, head: bytes = b"") -> None:
         """Send ``head`` + ``data`` in frames as the flow-control windows open.
 
-        The frames carry views of ``data``, copied once, into h2's output buffer (:func:`send_data_frame`);
-        what is queued is written once it reaches ``FLUSH_THRESHOLD``, before waiting, and at the end.
+        The frames carry views of ``data`` (:meth:`_send_frame`: copied once, into h2's output buffer, or
+        not at all for large frames); what is queued is written once it reaches ``FLUSH_THRESHOLD``, before
+        waiting, and at the end.
         """
         h2c = self.h2
         view = memoryview(data)
