@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import app_cost, breakdown, docs, floor, machine, many_conns, pairs, proxy_cost, report
+from bench import app_cost, breakdown, docs, floor, machine, many_conns, pairs, proxy_cost, report, sizes, streams
 from bench.procs import CLIENT_CORE, pinning_available, run_json
 
 
@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         log("pairs ...")
         rounds = args.rounds or (1 if quick else 5)
         rows, skipped = pairs.run_pairs(budget, rounds=rounds, log=log)
+        sampler.section("streaming")
+        log("streaming ...")
+        streaming = streams.measure(budget, log, quick=quick, rounds=rounds)
+        sampler.section("message sizes")
+        log("message sizes ...")
+        sized = sizes.measure(budget, log, quick=quick, rounds=rounds)
         sampler.section("proxies")
         log("proxies ...")
         proxy = proxy_cost.measure(budget, log=log)
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = sampler.section_loads()
     threshold = args.max_outside_load
 
-    items = report.targets(rows, ceiling, proxy, echo, many)
+    items = report.targets(rows, ceiling, proxy, echo, many) + report.stream_targets(streaming, sized)
     cpu = platform.processor() or platform.machine()
     print(
         f"# rpcviz bench — Python {platform.python_version()}, {os.cpu_count()} cores ({cpu}), "
@@ -119,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     tables += "\n\n## Where a call's CPU goes (ours → ours, C=32, cProfile self time by layer)\n\n" + breakdown.table(
         layers, {"client": ours32.get("client_cpu_us"), "server": ours32.get("server_cpu_us")}
     )
+    tables += "\n\n" + streams.table(streaming) + "\n\n" + sizes.table(sized)
     tables += "\n\n" + proxy_cost.table(proxy)
     tables += "\n\n" + floor.table(echo)
     tables += "\n\n" + app_cost.table(app)
@@ -139,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             "skipped": skipped,
             "proxy": proxy,
             "breakdown": layers,
+            "streams": streaming,
+            "sizes": sized,
             "floor": echo,
             "many_conns": many,
             "app": app,

@@ -1,8 +1,15 @@
-"""A closed-loop unary SayHello client (ours, grpclib or grpcio) on one channel.
+"""A closed-loop client (ours, grpclib or grpcio) on one channel: unary SayHello, or a Bench workload.
 
-``python -m bench.clients KIND --port P --concurrency C [--calls N] [--duration S] [--server-pid PID]``
+``python -m bench.clients KIND --port P --concurrency C [--calls N] [--duration S] [--server-pid PID]
+[--workload unary|echo|download|upload|pingpong] [--size BYTES] [--messages M]``
 warms up, then keeps C calls in flight until N calls or S seconds, whichever comes first, and prints one
-JSON line: throughput, p50/p99 latency, CPU µs per call of this process and (from /proc) of the server.
+JSON line: throughput, p50/p99 latency, CPU µs per call of this process and (from /proc) of the server,
+and per message: messages moved, messages/s, payload bytes one way, MiB/s, CPU µs per message each side.
+
+Workloads (:mod:`bench.workloads`): ``unary`` (the default) is SayHello; ``echo`` is one Echo of a
+``--size``-byte Blob per call; ``download`` a Download of M Blobs of ``--size`` per call (messages:
+those received); ``upload`` M Blobs of ``--size`` then the summary per call (messages: those sent);
+``pingpong`` holds C bidi streams, a call being one round trip of a ``--size``-byte Blob.
 
 With ``--via PORT`` it measures two channels at C=1 instead, one to ``--port`` (direct) and one to
 ``--via`` (e.g. a proxy in front of the same server), alternating small batches of calls between them,
@@ -20,13 +27,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
-from bench import grpcjs, profiling
+from bench import grpcjs, profiling, workloads
 from bench.procs import proc_cpu_seconds
 
 SAY_HELLO = "/helloworld.Greeter/SayHello"
 KINDS = ("ours", "grpclib", "grpcio")
 #: Connecting longer than this fails the run.
 CALL_TIMEOUT = 10.0
+#: The payload of the unary workload's request (HelloRequest(name="world")), in bytes.
+UNARY_SIZE = len(HelloRequest(name="world").SerializeToString())
 
 Call = Callable[[HelloRequest], Awaitable[HelloReply]]
 Close = Callable[[], Awaitable[None]]
@@ -126,6 +135,39 @@ async def measure(
     return summary(kind, concurrency, latencies, ok, errors, wall, cpu, server_cpu)
 
 
+async def measure_workload(
+    kind: str,
+    port: int,
+    workload: str,
+    size: int,
+    messages: int,
+    concurrency: int,
+    calls: int,
+    duration: float,
+    warmup: int,
+    server_pid: int | None,
+) -> dict[str, Any]:
+    """One Bench workload (:mod:`bench.workloads`), measured like :func:`measure`."""
+    client = await workloads.connect(kind, port)
+    try:
+        ops, streams = await workloads.operations(client, workload, size, messages, concurrency)
+        await asyncio.wait_for(workloads.closed_loop(ops, warmup, max(1.0, duration), None), 60)
+        latencies: list[int] = []
+        server_cpu0 = proc_cpu_seconds(server_pid) if server_pid else None
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        ok, errors, moved = await asyncio.wait_for(
+            workloads.closed_loop(ops, calls, duration, latencies), duration + 60
+        )
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        server_cpu1 = proc_cpu_seconds(server_pid) if server_pid else None
+        for stream in streams:
+            await asyncio.wait_for(stream.close(), CALL_TIMEOUT)
+    finally:
+        await client.close()
+    server_cpu = None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
+    return summary(kind, concurrency, latencies, ok, errors, wall, cpu, server_cpu, workload, size, moved)
+
+
 def summary(
     kind: str,
     concurrency: int,
@@ -135,10 +177,18 @@ def summary(
     wall: float,
     cpu: float,
     server_cpu: float | None,
+    workload: str = "unary",
+    size: int = UNARY_SIZE,
+    messages: int | None = None,
 ) -> dict[str, Any]:
-    """The JSON row for one measured window (``latencies`` in ns; times in seconds)."""
+    """The JSON row for one measured window (``latencies`` in ns; times in seconds).
+
+    ``messages``: moved in the window (None: one per call); ``size`` bytes of payload each, one way.
+    """
     n = len(latencies)
     latencies.sort()
+    moved = n if messages is None else messages
+    payload = moved * size
     return {
         "client": kind,
         "concurrency": concurrency,
@@ -151,6 +201,14 @@ def summary(
         "p99_us": percentile(latencies, 0.99),
         "client_cpu_us": cpu / n * 1e6 if n else None,
         "server_cpu_us": server_cpu / n * 1e6 if n and server_cpu is not None else None,
+        "workload": workload,
+        "size": size,
+        "messages": moved,
+        "messages_per_s": moved / wall if wall else 0.0,
+        "bytes": payload,
+        "mb_per_s": payload / 2**20 / wall if wall else 0.0,
+        "client_cpu_us_per_message": cpu / moved * 1e6 if moved else None,
+        "server_cpu_us_per_message": server_cpu / moved * 1e6 if moved and server_cpu is not None else None,
     }
 
 
@@ -206,10 +264,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=500, help="calls before measuring")
     parser.add_argument("--server-pid", type=int, help="read this process's CPU time over the window")
     parser.add_argument("--via", type=int, help="also measure through this port, interleaved (C=1)")
+    parser.add_argument("--workload", choices=workloads.WORKLOADS, default="unary", help="what a call is")
+    parser.add_argument("--size", type=int, default=100, help="Blob data bytes per message (not unary)")
+    parser.add_argument("--messages", type=int, default=100, help="messages per download/upload call")
     args = parser.parse_args(argv)
     if args.via is not None:
         both = asyncio.run(measure_interleaved(args.kind, args.port, args.via, args.calls, args.duration, args.warmup))
         print(json.dumps(both), flush=True)
+        return
+    if args.workload != "unary":
+        row = asyncio.run(
+            measure_workload(
+                args.kind,
+                args.port,
+                args.workload,
+                args.size,
+                args.messages,
+                args.concurrency,
+                args.calls,
+                args.duration,
+                args.warmup,
+                args.server_pid,
+            )
+        )
+        print(json.dumps(row), flush=True)
         return
     result = asyncio.run(
         measure(args.kind, args.port, args.concurrency, args.calls, args.duration, args.warmup, args.server_pid)

@@ -68,9 +68,12 @@ class Budget:
         return self.duration + 90.0
 
 
-def run_client(client: str, port: int, concurrency: int, budget: Budget, server_pid: int | None) -> dict[str, Any]:
-    """One closed-loop client process (pinned to the client core) against ``port``."""
-    args = [client, "--port", str(port), "--concurrency", str(concurrency), *budget.client_args()]
+def run_client(
+    client: str, port: int, concurrency: int, budget: Budget, server_pid: int | None, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """One closed-loop client process (pinned to the client core) against ``port``; ``extra``: more of its
+    arguments (``--workload`` etc.)."""
+    args = [client, "--port", str(port), "--concurrency", str(concurrency), *budget.client_args(), *extra]
     if server_pid is not None:
         args += ["--server-pid", str(server_pid)]
     return run_json("bench.clients", args, CLIENT_CORE, budget.timeout)

@@ -41,6 +41,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+#: For the other sections' tables (bench/streams.py, bench/sizes.py).
+fmt, ratio = _f, _ratio
+
+
 def _find(rows: list[dict[str, Any]], pair: str, concurrency: int) -> dict[str, Any] | None:
     return next((r for r in rows if r["pair"] == pair and r["concurrency"] == concurrency), None)
 
@@ -244,6 +248,37 @@ def many_conns_targets(result: dict[str, Any] | None) -> list[Target]:
 
 def _kb(value: float | None) -> float | None:
     return None if value is None else value / 1024
+
+
+def _row(result: dict[str, Any] | None, label: str, pair: str) -> dict[str, Any] | None:
+    rows = [] if result is None else result["rows"]
+    return next((r for r in rows if r["label"] == label and r["pair"] == pair), None)
+
+
+def _versus(name: str, ours: dict[str, Any] | None, peer: dict[str, Any] | None, key: str, goal: float) -> Target:
+    """``ours[key]`` ≥ ``goal`` × ``peer[key]``; n/a when either row is missing (a peer not installed)."""
+    value = _ratio(_get(ours, key), _get(peer, key))
+    unit = "messages/s" if key == "messages_per_s" else "MiB/s"
+    if ours is None:
+        detail = "not measured"
+    elif peer is None:
+        detail = "peer not in this run"
+    else:
+        detail = f"{_f(_get(ours, key))} vs {_f(_get(peer, key))} {unit}"
+    return Target(name, value, f"≥ {goal}×", None if value is None else value >= goal, detail)
+
+
+def stream_targets(streams: dict[str, Any] | None, sizes: dict[str, Any] | None) -> list[Target]:
+    """Streaming messages/s ≥ 2× grpclib and ≥ 1.2× grpc-js (server-streaming, bidi); 1 MiB MiB/s ≥ grpcio's."""
+    out = []
+    for label in ("server-streaming", "bidi ping-pong"):
+        ours = _row(streams, label, OURS)
+        for peer, name, goal in (("grpclib", "grpclib", 2.0), ("grpcjs", "grpc-js", 1.2)):
+            other = _row(streams, label, f"{peer} → {peer}")
+            out.append(_versus(f"{label} messages/s vs {name}", ours, other, "messages_per_s", goal))
+    io = _row(sizes, "1 MiB", "grpcio → grpcio")
+    out.append(_versus("1 MiB echo MiB/s vs grpcio", _row(sizes, "1 MiB", OURS), io, "mb_per_s", 1.0))
+    return out
 
 
 def targets_section(items: list[Target]) -> str:

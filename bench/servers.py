@@ -1,7 +1,8 @@
-"""One Greeter server (ours, grpclib or grpcio), or our L4 proxy, in this process.
+"""One server (ours, grpclib or grpcio), or our L4 proxy, in this process.
 
 ``python -m bench.servers KIND [--backend PORT]`` binds 127.0.0.1:0, prints ``READY <port>`` and serves
-until SIGTERM/SIGINT. Every kind answers ``Hello, <name>!`` like ``app.greeter.Greeter``.
+until SIGTERM/SIGINT. Every kind answers ``Hello, <name>!`` like ``app.greeter.Greeter``, and serves
+``rpcviz.bench.Bench`` (:mod:`bench.bench_service`) for the streaming and size rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.greeter.helloworld_pb2 import HelloReply, HelloRequest
-from bench import grpcjs, profiling
+from bench import bench_service, grpcjs, profiling
 
 SAY_HELLO = "/helloworld.Greeter/SayHello"
 KINDS = ("ours", "grpclib", "grpcio", "l4proxy", "ours+l4proxy")
@@ -29,6 +30,7 @@ async def start_ours() -> tuple[int, Stopper]:
 
     server = Server()
     server.add_service(Greeter())
+    server.add_service(bench_service.ours_servicer())
     address = await server.start("127.0.0.1", 0)
     return address.port, lambda: server.stop(grace=0.5)
 
@@ -47,7 +49,7 @@ async def start_grpclib() -> tuple[int, Stopper]:
         def __mapping__(self) -> dict[str, Handler]:
             return {SAY_HELLO: Handler(self.say_hello, Cardinality.UNARY_UNARY, HelloRequest, HelloReply)}
 
-    server = Server([Greeter()])
+    server = Server([Greeter(), bench_service.grpclib_handler()])
     # proto=IPPROTO_TCP, or grpclib (and asyncio) skip TCP_NODELAY on accepted sockets: 40 ms delayed ACKs.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,7 +74,10 @@ async def start_grpcio() -> tuple[int, Stopper]:
         say_hello, request_deserializer=HelloRequest.FromString, response_serializer=HelloReply.SerializeToString
     )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler("helloworld.Greeter", {"SayHello": handler}),)
+        (
+            grpc.method_handlers_generic_handler("helloworld.Greeter", {"SayHello": handler}),
+            bench_service.grpcio_handler(),
+        )
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

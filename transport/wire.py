@@ -19,9 +19,21 @@ _PREFIX = struct.Struct(">BI")
 PREFIX_SIZE = _PREFIX.size
 
 
+def message_prefix(length: int) -> bytes:
+    """The 5-byte prefix of an uncompressed message of ``length`` bytes."""
+    return _PREFIX.pack(0, length)
+
+
 def encode_message(message: bytes) -> bytes:
     """Frame one uncompressed message."""
     return _PREFIX.pack(0, len(message)) + message
+
+
+#: A message longer than this that is not whole in one feed is held piece by piece (one copy when whole).
+LARGE_MESSAGE = 64 * 1024
+#: Pieces of a held body shorter than this are copied together, so that a body sent in many tiny
+#: DATA frames costs its bytes, not an object per frame.
+_SMALL_PIECE = 4096
 
 
 class MessageDecoder:
@@ -31,52 +43,98 @@ class MessageDecoder:
     than ``max_length`` raises RESOURCE_EXHAUSTED as soon as its prefix is
     seen, before its body is buffered; a compressed message raises
     UNIMPLEMENTED or INTERNAL (we only speak ``identity``).
+
+    Each message body is copied once on its way out: a small one from the buffer
+    that gathers it; a large one (over :data:`LARGE_MESSAGE`, spread over many
+    DATA frames) is held as the frames' own ``bytes`` and joined when whole.
     """
 
-    __slots__ = ("_buffer", "_compression", "_max_length")
+    __slots__ = ("_body", "_buffer", "_compression", "_held", "_max_length", "_missing")
 
     def __init__(
         self,
         max_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         compression: str | None = None,
     ) -> None:
+        #: A prefix or a small message not yet whole.
         self._buffer = bytearray()
         self._max_length = max_length
         self._compression = compression
+        #: A large message's body so far, its bytes held, and the bytes still to come (0: none begun).
+        self._body: list[bytes | bytearray | memoryview] = []
+        self._held = 0
+        self._missing = 0
 
     @property
     def pending(self) -> int:
         """Bytes received that do not yet form a whole message."""
-        return len(self._buffer)
+        return len(self._buffer) + (PREFIX_SIZE + self._held if self._missing else 0)
 
     def feed(self, data: bytes) -> list[bytes]:
+        if self._missing:
+            return self._feed_body(data)
         if not self._buffer and len(data) > PREFIX_SIZE:
             # The common case: exactly one whole, uncompressed message in one DATA frame.
             flag, length = _PREFIX.unpack_from(data)
             if not flag and length + PREFIX_SIZE == len(data) and length <= self._max_length:
-                return [data[PREFIX_SIZE:]]
+                # (A view's slice is a view, of a buffer its owner will reuse: copy it out.)
+                return [data[PREFIX_SIZE:] if type(data) is bytes else bytes(data[PREFIX_SIZE:])]
         buffer = self._buffer
         buffer += data
         messages: list[bytes] = []
         offset = 0
         size = len(buffer)
-        while size - offset >= PREFIX_SIZE:
-            flag, length = _PREFIX.unpack_from(buffer, offset)
-            if flag:
-                self._reject_compressed(flag)
-            if length > self._max_length:
-                raise RpcError(
-                    StatusCode.RESOURCE_EXHAUSTED,
-                    f"received message larger than max ({length} vs. {self._max_length})",
-                )
-            end = offset + PREFIX_SIZE + length
-            if end > size:
-                break
-            messages.append(bytes(buffer[offset + PREFIX_SIZE : end]))
-            offset = end
+        with memoryview(buffer) as view:
+            while size - offset >= PREFIX_SIZE:
+                flag, length = _PREFIX.unpack_from(buffer, offset)
+                if flag:
+                    self._reject_compressed(flag)
+                if length > self._max_length:
+                    raise RpcError(
+                        StatusCode.RESOURCE_EXHAUSTED,
+                        f"received message larger than max ({length} vs. {self._max_length})",
+                    )
+                start = offset + PREFIX_SIZE
+                end = start + length
+                if end > size:
+                    if length > LARGE_MESSAGE:
+                        # The rest comes frame by frame: hold the frames, join them once whole.
+                        self._body = [bytes(view[start:size])]
+                        self._held = size - start
+                        self._missing = end - size
+                        offset = size
+                    break
+                messages.append(bytes(view[start:end]))
+                offset = end
         if offset:
             del buffer[:offset]
         return messages
+
+    def _feed_body(self, data: bytes) -> list[bytes]:
+        """More of a large message's body (and maybe what follows it)."""
+        n = len(data)
+        take = min(n, self._missing)
+        piece: bytes | memoryview = data if take == n else memoryview(data)[:take]
+        if type(data) is not bytes:
+            piece = bytes(piece)  # a view of a buffer that will be reused: keep a copy, not the view
+        body = self._body
+        if take < _SMALL_PIECE:
+            if body and type(body[-1]) is bytearray:
+                body[-1] += piece
+            else:
+                body.append(bytearray(piece))
+        else:
+            body.append(piece)
+        self._held += take
+        self._missing -= take
+        if self._missing:
+            return []
+        message = b"".join(body)
+        self._body = []
+        self._held = 0
+        if take == n:
+            return [message]
+        return [message, *self.feed(data[take:])]
 
     def _reject_compressed(self, flag: int) -> None:
         if flag != 1:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import many_conns, nginx_proxy
+from bench import many_conns, nginx_proxy, sizes, streams, turns
 from bench.pairs import PAIRS, available, pair_name, unavailable
 from bench.proxy_cost import DOORS
 
@@ -91,7 +91,9 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     assert all(r["errors"] == 0 and r["calls"] > 0 and r["rss_per_idle_connection"] is not None for r in rows)
     assert "| RSS per idle connection, ours (100 × 2 calls/s) |" in table
     assert {t["verdict"] for t in raw["targets"]} <= {"PASS", "MISS", "n/a"}
-    js_targets = {t["name"]: t["verdict"] for t in raw["targets"] if "grpc-js" in t["name"]}
+    js_targets = {
+        t["name"]: t["verdict"] for t in raw["targets"] if t["name"].startswith("C=") and "grpc-js" in t["name"]
+    }
     assert set(js_targets) == {"C=32 throughput vs grpc-js", "C=1 p50 latency vs grpc-js"}
     js_pairs = [pair_name(client, server) for client, server in PAIRS if "grpcjs" in (client, server)]
     assert js_pairs == ["grpcjs → grpcjs", "grpcjs → ours", "ours → grpcjs"]
@@ -103,6 +105,39 @@ def test_quick_bench_prints_every_pair_and_the_ceiling(tmp_path: Path) -> None:
     else:  # skipped, saying why; its targets n/a
         assert all(f"{name} ({grpcjs_missing})" in table for name in js_pairs)
         assert set(js_targets.values()) == {"n/a"}
+    assert_streaming_and_size_rows(table, raw)
+
+
+def assert_streaming_and_size_rows(table: str, raw: dict[str, object]) -> None:
+    """Every installed framework X has its X → X row for each streaming workload and each quick size; the
+    missing ones are named; every row moved what it asked for; the new targets are in the targets table."""
+    same, missing = turns.framework_pairs(cross=False)
+    assert "## Streaming (100-byte messages)" in table and "## Message size (unary Echo)" in table
+    for client, server in same:
+        name = pair_name(client, server)
+        for label in ("server-streaming", "client-streaming"):
+            assert f"| {label} | {name} | 1 |" in table
+        assert f"| bidi ping-pong | {name} | {streams.PING_PONG_STREAMS} |" in table
+        for size in sizes.QUICK_SIZES:
+            assert f"| {sizes.label(size)} | {name} | {sizes.CONCURRENCY} |" in table
+    if missing:
+        assert f"Not installed, no rows: {', '.join(missing)}." in table
+    for section, workloads in (("streams", {"download", "upload", "pingpong"}), ("sizes", {"echo"})):
+        rows = raw[section]["rows"]  # type: ignore[index]
+        assert len(rows) == len(same) * (3 if section == "streams" else len(sizes.QUICK_SIZES))
+        for row in rows:
+            assert row["workload"] in workloads and row["errors"] == 0 and row["messages"] > 0
+            assert row["bytes"] == row["messages"] * row["size"]
+            if row["workload"] == "download":
+                assert row["messages"] == row["calls"] * streams.QUICK_MESSAGES
+    names = {t["name"] for t in raw["targets"]}  # type: ignore[union-attr]
+    assert {
+        "server-streaming messages/s vs grpclib",
+        "server-streaming messages/s vs grpc-js",
+        "bidi ping-pong messages/s vs grpclib",
+        "bidi ping-pong messages/s vs grpc-js",
+        "1 MiB echo MiB/s vs grpcio",
+    } <= names
 
 
 def test_write_docs_replaces_only_the_marked_block(tmp_path: Path) -> None:

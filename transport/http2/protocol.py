@@ -13,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import Callable
 from typing import Any, cast
 
 import h2.config
 import h2.events
 import h2.exceptions
-from h2.connection import ConnectionState
+import h2.stream
+from h2.connection import ConnectionInputs, ConnectionState, H2ConnectionStateMachine
 from h2.errors import ErrorCodes
 from h2.events import Event
 from h2.settings import SettingCodes
+from h2.stream import H2Stream, StreamInputs, StreamState
 
 from transport.address import Address
 from transport.http2.compact_settings import CompactSettings
@@ -271,36 +274,70 @@ class H2Protocol(asyncio.BufferedProtocol):
             self._flush_at_turn_end = False
             self.flush()
 
-    def try_send_data(self, stream_id: int, data: bytes, end_stream: bool) -> bool:
-        """Send ``data`` now if the windows allow it in one frame and the socket is not backed up; the fast path."""
+    def try_send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool, head: bytes = b"") -> bool:
+        """Send ``head`` + ``data`` now if the windows allow it in one frame and the socket is not backed up;
+        the fast path."""
         h2c = self.h2
-        if (
-            not self._write_paused
-            and len(data) <= h2c.max_outbound_frame_size
-            and len(data) <= h2c.local_flow_control_window(stream_id)
-        ):
-            h2c.send_data(stream_id, data, end_stream=end_stream)
-            return True
-        return False
+        size = len(head) + len(data)
+        if self._write_paused or size > h2c.max_outbound_frame_size:
+            return False
+        stream = h2c._get_stream_by_id(stream_id)  # raises as h2's send_data does for a closed stream
+        if size > min(stream.outbound_flow_control_window, h2c.outbound_flow_control_window):
+            return False
+        self._send_frame(stream, head, data, end_stream)
+        return True
 
-    async def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        """Send ``data`` in chunks as the flow-control windows open."""
+    def _send_frame(self, stream: H2Stream, head: bytes, body: bytes | memoryview, end: bool) -> None:
+        """One DATA frame: into h2's buffer (:func:`send_data_frame`); or, for a body of ``FLUSH_THRESHOLD`` or
+        more (peers such as grpcio allow frames of up to 4 MiB), straight to the socket after what h2 holds, so
+        that the body is not copied into h2's buffer and out of it again (the socket takes it from the view)."""
+        transport = self.transport
+        if (
+            len(body) < FLUSH_THRESHOLD
+            or transport is None
+            or self.closed
+            or self.write_closed
+            or transport.is_closing()
+        ):
+            send_data_frame(self.h2, stream, head, body, end)
+            return
+        header = data_frame_header(self.h2, stream, len(head) + len(body), end)
+        self.flush()
+        transport.write(header + head)
+        transport.write(body)
+
+    async def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool, head: bytes = b"") -> None:
+        """Send ``head`` + ``data`` in frames as the flow-control windows open.
+
+        The frames carry views of ``data`` (:meth:`_send_frame`: copied once, into h2's output buffer, or
+        not at all for large frames); what is queued is written once it reaches ``FLUSH_THRESHOLD``, before
+        waiting, and at the end.
+        """
         h2c = self.h2
         view = memoryview(data)
         while True:
             if self.closed:
                 raise ConnectionClosed("connection closed")
             if self._write_paused:
+                self.schedule_flush()
                 await self.wait_writable()
                 continue
-            window = min(h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size)
-            if window <= 0 and len(view):
+            stream = h2c._get_stream_by_id(stream_id)
+            window = min(
+                stream.outbound_flow_control_window, h2c.outbound_flow_control_window, h2c.max_outbound_frame_size
+            )
+            left = len(head) + len(view)
+            if window <= 0 and left:
+                self.schedule_flush()
                 await self._wait_window(stream_id)
                 continue
-            chunk, view = view[:window], view[window:]
-            last = not len(view)
-            h2c.send_data(stream_id, bytes(chunk), end_stream=end_stream and last)
-            self.schedule_flush()
+            n = min(window, left)
+            first, head = head[:n], head[n:]
+            body, view = view[: n - len(first)], view[n - len(first) :]
+            last = not head and not len(view)
+            self._send_frame(stream, first, body, end_stream and last)
+            if last or len(h2c._data_to_send) >= FLUSH_THRESHOLD:
+                self.schedule_flush()
             if last:
                 return
 
@@ -374,3 +411,61 @@ class H2Protocol(asyncio.BufferedProtocol):
         if self.transport is not None and not self.transport.is_closing():
             self.flush()
             self.transport.close()
+
+
+#: A frame header: 24-bit length (as 16 + 8 bits), type, flags, 31-bit stream id.
+_FRAME_HEADER = struct.Struct(">HBBBL")
+_DATA, _END_STREAM = 0x0, 0x1
+
+
+def _unchanged_by_data(transitions: Any, state: Any, data_input: Any) -> Any:
+    """``state`` if h2's table makes sending DATA in it a no-op (no callback, same state), else None;
+    so that :func:`send_data_frame` skips only the lookups that this h2 says change nothing."""
+    return state if transitions.get((state, data_input)) == (None, state) else None
+
+
+_CLIENT_OPEN, _SERVER_OPEN = (
+    _unchanged_by_data(H2ConnectionStateMachine._transitions, state, ConnectionInputs.SEND_DATA)
+    for state in (ConnectionState.CLIENT_OPEN, ConnectionState.SERVER_OPEN)
+)
+_OPEN, _HALF_CLOSED_REMOTE = (
+    _unchanged_by_data(h2.stream._transitions, state, StreamInputs.SEND_DATA)
+    for state in (StreamState.OPEN, StreamState.HALF_CLOSED_REMOTE)
+)
+
+
+def send_data_frame(h2c: GrpcH2Connection, stream: H2Stream, head: bytes, body: bytes | memoryview, end: bool) -> None:
+    """Queue one DATA frame of ``head`` + ``body`` on ``stream``: what ``h2c.send_data(stream_id, head + body,
+    end)`` queues, with the same connection and stream state inputs and flow-control accounting, but no
+    frame object and no copy but the one into h2's output buffer (h2's own path makes three more, and needs
+    ``bytes``, so a memoryview was copied once before it too).
+
+    The caller has checked that it fits the frame size and both windows.
+    """
+    out = h2c._data_to_send
+    out += data_frame_header(h2c, stream, len(head) + len(body), end)
+    if head:
+        out += head
+    out += body
+
+
+def data_frame_header(h2c: GrpcH2Connection, stream: H2Stream, size: int, end: bool) -> bytes:
+    """Account for a DATA frame of ``size`` bytes on ``stream`` as h2's ``send_data`` does, and return its
+    9-byte header; the frame's bytes must follow it on the wire before anything else h2 queues.
+
+    The state inputs that h2's tables make no-ops (DATA on an open connection and stream) are skipped.
+    """
+    conn_machine = h2c.state_machine
+    conn_state = conn_machine.state
+    if conn_state is not _SERVER_OPEN and conn_state is not _CLIENT_OPEN:
+        conn_machine.process_input(ConnectionInputs.SEND_DATA)
+    machine = stream.state_machine
+    state = machine.state
+    if state is not _OPEN and state is not _HALF_CLOSED_REMOTE:
+        machine.process_input(StreamInputs.SEND_DATA)
+    if end:
+        machine.process_input(StreamInputs.SEND_END_STREAM)
+    stream.outbound_flow_control_window -= size
+    h2c.outbound_flow_control_window -= size
+    h2c._stream_frames_sent = True
+    return _FRAME_HEADER.pack(size >> 8, size & 0xFF, _DATA, _END_STREAM if end else 0, stream.stream_id)
