@@ -146,14 +146,19 @@ def test_write_docs_replaces_only_the_marked_block(tmp_path: Path) -> None:
 
     readme, results = tmp_path / "README.md", tmp_path / "RESULTS.md"
     readme.write_text(f"# Title\n\nbefore\n\n{docs.START}\nold table\n{docs.END}\n\nafter\n")
-    tables = "| new | table |\n\n## Targets\n\n| t |"
+    tables = "| new | table |\n\n## Streaming\n\n| s |\n\n## Targets\n\n| t |\n\noutside load during the run: 0.1"
     docs.write("python -m bench --write-docs", tables, 3.0, 5, results=results, readme=readme)
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
     assert "| new | table |" in text and "old table" not in text
     assert "in 5 turns" in text
     assert "\n### Targets\n" in text  # nested under the README's own "## Benchmark"
-    assert "| new | table |" in results.read_text() and "\n## Targets\n" in results.read_text()
+    assert "outside load during the run: 0.1" in text
+    assert "| s |" not in text and "bench/RESULTS.md" in text  # the README summarizes; RESULTS.md has it all
+    whole = results.read_text()
+    assert "| new | table |" in whole and "\n## Targets\n" in whole and "| s |" in whole
+    if docs.ANALYSIS.exists():
+        assert docs.ANALYSIS.read_text().strip().splitlines()[0] in whole
 
     readme.write_text("# no markers\n")
     with pytest.raises(SystemExit, match="no <!-- bench:start -->"):

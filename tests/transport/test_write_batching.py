@@ -75,3 +75,23 @@ async def test_a_handler_streaming_messages_writes_them_together() -> None:
     finally:
         await channel.close(grace=0)
         await server.stop(grace=0)
+
+
+async def test_a_flush_with_nothing_queued_does_not_hold_back_the_next_write() -> None:
+    """A reader giving back window (nothing to send yet) must not make the turn's first real write wait."""
+    (server,) = await start_greeters(1)
+    channel = Channel.dial(str(server.address), "pick_first")
+    try:
+        await channel.wait_for_state(ConnectivityState.READY, timeout=5)
+        conn = channel.subchannels[0].connection
+        assert conn is not None
+        await asyncio.sleep(0.05)  # past the turn of the handshake's writes
+        writes = _count_writes(conn)
+        conn.schedule_flush()  # nothing queued: nothing written
+        assert writes == []
+        conn.h2.ping(b"12345678")
+        conn.schedule_flush()
+        assert len(writes) == 1, "the PING waited for the end of the loop turn"
+    finally:
+        await channel.close(grace=0)
+        await server.stop(grace=0)

@@ -96,6 +96,10 @@ class H2Protocol(asyncio.BufferedProtocol):
         )
         self.h2.decoder.max_header_list_size = max_header_list_size
         self._connection_window = max(window_size, 65535)
+        #: A stream gives back the window of the messages taken once they add up to this (:class:`.Stream`).
+        self.ack_batch = max(1, window_size // 16)
+        #: Connection window received during the read being dispatched, given back once at its end.
+        self._connection_acks = 0
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
         #: True while data_received dispatches events: it flushes once at its end.
@@ -185,7 +189,18 @@ class H2Protocol(asyncio.BufferedProtocol):
                 self._deferred_events = events[index + 1 :]
                 break
         self._receiving = False
+        if self._connection_acks:
+            acks, self._connection_acks = self._connection_acks, 0
+            self.h2.acknowledge_connection_data(acks)
         self.flush()
+
+    def acknowledge_connection_data(self, size: int) -> None:
+        """Give ``size`` received bytes back to the connection window: once per read for the whole read
+        (h2 sends WINDOW_UPDATE only after half the window anyway), at once outside one."""
+        if self._receiving:
+            self._connection_acks += size
+        else:
+            self.h2.acknowledge_connection_data(size)
 
     def _event_failed(self, event: Event, exc: Exception) -> None:
         """A handler raised (a bug of ours): fail that stream only, never the connection."""
@@ -263,7 +278,7 @@ class H2Protocol(asyncio.BufferedProtocol):
             return
         elif self._wrote_this_turn:
             self._flush_at_turn_end = True
-        else:
+        elif self.h2._data_to_send:  # (nothing queued: no write, and the turn's first write is still to come)
             self.flush()
             self._wrote_this_turn = True
             self.loop.call_soon(self._end_turn)

@@ -58,6 +58,7 @@ class Stream:
     """One call's HTTP/2 stream. Created by the connection, fed by it, used by the call."""
 
     __slots__ = (
+        "_ack_due",
         "_decoder",
         "_messages",
         "_unacked",
@@ -91,6 +92,9 @@ class Stream:
         self._messages: deque[bytes] = deque()
         #: Flow-controlled bytes received on this stream and not yet acknowledged.
         self._unacked = 0
+        #: Of those, the bytes of messages already taken: acknowledged once they reach the connection's
+        #: ``ack_batch`` (h2 sends WINDOW_UPDATE only after half the window anyway).
+        self._ack_due = 0
         #: Whoever waits for something to arrive (a reader, someone waiting for the headers).
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -101,9 +105,8 @@ class Stream:
 
     def on_data(self, data: bytes, flow_controlled_length: int) -> None:
         """A DATA frame: decode its messages; RpcError if they break the receive limit or encoding."""
-        h2c = self.conn.h2
         if flow_controlled_length:
-            h2c.acknowledge_connection_data(flow_controlled_length)
+            self.conn.acknowledge_connection_data(flow_controlled_length)
             self._unacked += flow_controlled_length
         if self.discard_data:
             self._ack(self._unacked)
@@ -162,8 +165,11 @@ class Stream:
             return None
         message = self._messages.popleft()
         if self._unacked and not self.remote_ended:
-            # Give back this message's share of the window; all of it once nothing is queued.
-            self._ack(self._unacked if not self._messages else min(self._unacked, len(message) + PREFIX_SIZE))
+            # This message's share of the window is due back; all of it once nothing is queued.
+            held = self._unacked - self._ack_due
+            self._ack_due += held if not self._messages else min(held, len(message) + PREFIX_SIZE)
+            if self._ack_due >= self.conn.ack_batch:
+                self._ack(self._ack_due)
         return message
 
     async def recv_message(self) -> bytes | None:
@@ -199,6 +205,7 @@ class Stream:
 
     def _ack(self, n: int) -> None:
         self._unacked -= n
+        self._ack_due = max(0, self._ack_due - n)
         self.conn.h2.acknowledge_stream_data(self.stream_id, n)
         self.conn.schedule_flush()
 
