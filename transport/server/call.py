@@ -28,7 +28,7 @@ from transport.http2.stream import Stream, StreamReset
 from transport.metadata import Metadata, decode_metadata, encode_metadata
 from transport.server.handlers import Cardinality, MethodHandler
 from transport.status import RpcError, StatusCode
-from transport.wire import encode_message, percent_encode
+from transport.wire import PREFIX_SIZE, encode_message, percent_encode
 
 if TYPE_CHECKING:
     from transport.server.connection import ServerConnection
@@ -186,8 +186,8 @@ class ServerCall:
         """Headers, message and OK trailers in one go if the windows allow (the fast path)."""
         if self.finished:
             return True
-        if self._code is not StatusCode.OK:
-            return False
+        if self._code is not StatusCode.OK or len(payload) + PREFIX_SIZE > self._conn.h2.max_outbound_frame_size:
+            return False  # (a message over one frame takes the streaming path: no framed copy made for nothing)
         trailers = [_OK_STATUS, *self._trailing_metadata]
         if self._conn.trailer_hooks:
             trailers += self._hook_trailers()
