@@ -47,8 +47,8 @@ def summary(tables: str) -> str:
     sections = tables.strip().split("\n\n## ")
     kept = [sections[0]] + ["## " + s for s in sections[1:] if s.startswith("Targets")]
     last = sections[-1].rsplit("\n\n", 1)[-1]
-    if last.startswith("outside load"):
-        kept.append(last)
+    if last.startswith("outside load") and not kept[-1].endswith(last):
+        kept.append(last)  # (when it follows the targets, it came with them)
     more = "Streaming, message sizes, many connections, the proxies, the floor, the app and where a call's CPU goes: "
     kept.append(more + "[`bench/RESULTS.md`](bench/RESULTS.md).")
     return "\n\n".join(kept)
