@@ -10,13 +10,12 @@ installed joins every table; an unknown or missing one is skipped with a note.
 from __future__ import annotations
 
 import contextlib
-import statistics
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from bench.pairs import Budget, available, pair_name, run_client
+from bench.pairs import Budget, available, merge_turns, pair_name, run_client
 from bench.procs import SERVER_CORE, Child
 
 #: Every framework the rows may use, ours first.
@@ -81,36 +80,27 @@ def _start_servers(kinds: Sequence[str], stack: contextlib.ExitStack) -> dict[st
 
 
 def merge(turns: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One row from a spec's turns: counts and times summed, CPU weighted by calls or messages, p50/p99 medians."""
-    calls = sum(t["calls"] for t in turns)
+    """One row from a spec's turns: :func:`bench.pairs.merge_turns` (counts and times summed, CPU weighted by
+    calls, p50/p99 medians) plus the messages and bytes moved, CPU per message weighted by messages."""
+    row = merge_turns(turns)
     messages = sum(t["messages"] for t in turns)
-    seconds = sum(t["seconds"] for t in turns)
     moved = sum(t["bytes"] for t in turns)
+    seconds = row["seconds"]
 
-    def weighted(key: str, weight: str, total: int) -> float | None:
-        if not total or any(t.get(key) is None for t in turns):
+    def per_message(key: str) -> float | None:
+        if not messages or any(t.get(key) is None for t in turns):
             return None
-        return float(sum(t[key] * t[weight] for t in turns) / total)
+        return float(sum(t[key] * t["messages"] for t in turns) / messages)
 
-    return {
-        **turns[0],
-        "calls": calls,
-        "ok": sum(t["ok"] for t in turns),
-        "errors": sum(t["errors"] for t in turns),
-        "seconds": seconds,
-        "throughput": calls / seconds if seconds else 0.0,
-        "p50_us": statistics.median(t["p50_us"] for t in turns),
-        "p99_us": statistics.median(t["p99_us"] for t in turns),
-        "client_cpu_us": weighted("client_cpu_us", "calls", calls),
-        "server_cpu_us": weighted("server_cpu_us", "calls", calls),
-        "messages": messages,
-        "messages_per_s": messages / seconds if seconds else 0.0,
-        "bytes": moved,
-        "mb_per_s": moved / 2**20 / seconds if seconds else 0.0,
-        "client_cpu_us_per_message": weighted("client_cpu_us_per_message", "messages", messages),
-        "server_cpu_us_per_message": weighted("server_cpu_us_per_message", "messages", messages),
-        "turns": len(turns),
-    }
+    row.update(
+        messages=messages,
+        messages_per_s=messages / seconds if seconds else 0.0,
+        bytes=moved,
+        mb_per_s=moved / 2**20 / seconds if seconds else 0.0,
+        client_cpu_us_per_message=per_message("client_cpu_us_per_message"),
+        server_cpu_us_per_message=per_message("server_cpu_us_per_message"),
+    )
+    return row
 
 
 def run(
