@@ -95,6 +95,11 @@ async def test_configuration_3_shows_connection_age_and_a_goaway_when_it_rotates
         await wait_until(lambda: rotations_on_screen() >= 2, 10, "the caption to count two GOAWAYs")
         await wait_until(lambda: "GOAWAY (max_age) from pod #" in screen_text(app), 5, "a GOAWAY event on screen")
         shown = rotations_on_screen()
+        # A GOAWAY'd pick_first channel reconnects at its next call: wait for it while the users still call
+        # (stopping them right after a GOAWAY left that reconnect undone, and the count one short).
+        await wait_until(
+            lambda: cluster.view().client_connections_opened >= shown + 1, 5, "the reconnect after the last GOAWAY"
+        )
         await pilot.press("t")
         await settle(app, pilot)
         assert "Server keepalive (gRFC A9)" in screen_text(app)
