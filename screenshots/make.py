@@ -192,6 +192,8 @@ async def main() -> None:
         app = RpcvizApp(config)
         async with app.run_test(size=size) as pilot:
             await scenario(pilot)
+            await pilot.wait_for_scheduled_animations()  # as the snapshot tests do (a tab's underline slides)
+            await pilot.pause()
             app.save_screenshot(str(HERE / f"{name}.svg"))
         print(f"screenshots/{name}.svg")
 
