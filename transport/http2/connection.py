@@ -9,7 +9,6 @@ and remembers header work (:mod:`.hpack_memo`).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,8 +50,6 @@ _SETTINGS_ACK_BYTES = 9
 _RST_STREAM_BYTES = 13
 #: The events a header block becomes: replaced by HeaderListTooLarge when the list is over the limit.
 _HEADER_EVENTS = (RequestReceived, ResponseReceived, TrailersReceived, InformationalResponseReceived)
-#: A frame header: 24-bit length (as 16 + 8 bits), type, flags, 31-bit stream id (and the reserved bit).
-_FRAME_HEADER = struct.Struct(">HBBBL")
 #: :meth:`GrpcH2Connection.prune_closed_streams` looks again once the table holds this many streams at least.
 PRUNE_MIN = 64
 
@@ -201,7 +198,7 @@ class GrpcH2Connection(H2Connection):
         (:mod:`.fast_receive`), any other through h2's frame buffer and dispatch, one at a time."""
         max_frame = buffer.max_frame_size
         data_frame, headers_frame = fast_receive.data_frame, fast_receive.headers_frame
-        unpack_header = _FRAME_HEADER.unpack_from
+        unpack_header = fast_path.FRAME_HEADER.unpack_from
         while True:
             data = buffer._data
             if self.fast_receive and not buffer._preamble_len and not buffer._headers_buffer:
@@ -215,9 +212,9 @@ class GrpcH2Connection(H2Connection):
                         if end > n or length > max_frame:
                             break
                         stream_id &= 0x7FFFFFFF
-                        if kind == fast_receive.DATA:
+                        if kind == fast_path.DATA:
                             taken = data_frame(self, stream_id, flags, bytes(view[pos + 9 : end]), events)
-                        elif kind == fast_receive.HEADERS:
+                        elif kind == fast_path.HEADERS:
                             taken = headers_frame(self, stream_id, flags, bytes(view[pos + 9 : end]), events)
                         else:
                             taken = False
@@ -338,11 +335,22 @@ class GrpcH2Connection(H2Connection):
         try:
             _, events = stream.receive_headers(headers, end_stream, self.config.header_encoding)
         except h2.exceptions.ProtocolError as exc:
-            if stream.closed or isinstance(exc, h2.exceptions.DenialOfServiceError):
-                raise
-            self.reset_stream(stream.stream_id, ErrorCodes.PROTOCOL_ERROR)
-            return [MalformedRequest(stream.stream_id, str(exc))]
+            return [self._malformed_request(stream, exc)]
         return events
+
+    def _malformed_request(self, stream: H2Stream | None, exc: h2.exceptions.ProtocolError) -> MalformedRequest:
+        """A request's headers broke HTTP/2's rules: a stream error (RFC 9113 §8.1.1), that stream reset;
+        re-raises ``exc`` when it is a connection error (the HPACK state or the stream table is not trustworthy)."""
+        if (
+            self.config.client_side
+            or stream is None
+            or stream.closed
+            or isinstance(exc, h2.exceptions.DenialOfServiceError)
+            or str(exc).startswith("Error decoding header block")
+        ):
+            raise exc
+        self.reset_stream(stream.stream_id, ErrorCodes.PROTOCOL_ERROR)
+        return MalformedRequest(stream.stream_id, str(exc))
 
     def check_header_list_size(self, stream_id: int, events: list[Event]) -> list[Event]:
         """``events`` of the header block decoded last, its header event replaced by
@@ -450,18 +458,7 @@ class GrpcH2Connection(H2Connection):
         try:
             frames, events = super()._receive_headers_frame(frame)
         except h2.exceptions.ProtocolError as exc:
-            stream = self.streams.get(frame.stream_id)
-            if (
-                self.config.client_side
-                or stream is None
-                or stream.closed
-                or isinstance(exc, h2.exceptions.DenialOfServiceError)
-                or str(exc).startswith("Error decoding header block")
-            ):
-                raise  # a connection error: the HPACK state or the stream table is not trustworthy
-            # A malformed request is a stream error (RFC 9113 §8.1.1): reset that stream only.
-            self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
-            return [], [MalformedRequest(frame.stream_id, str(exc))]
+            return [], [self._malformed_request(self.streams.get(frame.stream_id), exc)]
         return frames, self.check_header_list_size(frame.stream_id, events)
 
 

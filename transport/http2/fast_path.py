@@ -31,11 +31,12 @@ if TYPE_CHECKING:
 
 Headers = list[tuple[bytes, bytes]]
 
+#: Frame types and flags (RFC 9113 §6), for the frames our fast paths write and read.
 DATA, HEADERS, CONTINUATION = 0x0, 0x1, 0x9
-END_STREAM, END_HEADERS = 0x1, 0x4
+END_STREAM, END_HEADERS, PADDED, PRIORITY = 0x1, 0x4, 0x8, 0x20
 
 # 24-bit length (as 16 + 8 bits), type, flags, 31-bit stream id.
-_FRAME_HEADER = struct.Struct(">HBBBL")
+FRAME_HEADER = struct.Struct(">HBBBL")
 
 _CLIENT_CAN_OPEN = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN)
 _SEND_HEADERS = StreamInputs.SEND_HEADERS
@@ -46,7 +47,7 @@ _SEND_END_STREAM = StreamInputs.SEND_END_STREAM
 def frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
     """One HTTP/2 frame, header and payload."""
     n = len(payload)
-    return _FRAME_HEADER.pack(n >> 8, n & 0xFF, kind, flags, stream_id) + payload
+    return FRAME_HEADER.pack(n >> 8, n & 0xFF, kind, flags, stream_id) + payload
 
 
 def header_frames(stream_id: int, block: bytes, end_stream: bool, max_frame_size: int) -> bytes:

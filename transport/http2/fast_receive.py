@@ -28,11 +28,11 @@ from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState, _
 from h2.events import Event
 from h2.stream import StreamState
 
+from transport.http2.fast_path import END_HEADERS, END_STREAM, PADDED, PRIORITY
+
 if TYPE_CHECKING:
     from transport.http2.connection import GrpcH2Connection
 
-DATA, HEADERS = 0x0, 0x1
-END_STREAM, END_HEADERS, PADDED, PRIORITY = 0x1, 0x4, 0x8, 0x20
 
 #: Stream states in which the peer may still send (RECV_DATA / RECV_HEADERS are valid).
 _PEER_SENDING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)

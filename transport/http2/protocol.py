@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -30,6 +29,7 @@ from h2.stream import H2Stream, StreamInputs, StreamState
 from transport.address import Address
 from transport.http2.compact_settings import CompactSettings
 from transport.http2.connection import GrpcH2Connection
+from transport.http2.fast_path import DATA, END_STREAM, FRAME_HEADER
 from transport.http2.read_buffer import shared_read_buffer
 
 log = logging.getLogger(__name__)
@@ -429,8 +429,6 @@ class H2Protocol(asyncio.BufferedProtocol):
 
 
 #: A frame header: 24-bit length (as 16 + 8 bits), type, flags, 31-bit stream id.
-_FRAME_HEADER = struct.Struct(">HBBBL")
-_DATA, _END_STREAM = 0x0, 0x1
 
 
 def _unchanged_by_data(transitions: Any, state: Any, data_input: Any) -> Any:
@@ -483,4 +481,4 @@ def data_frame_header(h2c: GrpcH2Connection, stream: H2Stream, size: int, end: b
     stream.outbound_flow_control_window -= size
     h2c.outbound_flow_control_window -= size
     h2c._stream_frames_sent = True
-    return _FRAME_HEADER.pack(size >> 8, size & 0xFF, _DATA, _END_STREAM if end else 0, stream.stream_id)
+    return FRAME_HEADER.pack(size >> 8, size & 0xFF, DATA, END_STREAM if end else 0, stream.stream_id)
