@@ -154,11 +154,12 @@ async def measure_workload(
         await asyncio.wait_for(workloads.closed_loop(ops, warmup, max(1.0, duration), None), 60)
         latencies: list[int] = []
         server_cpu0 = proc_cpu_seconds(server_pid) if server_pid else None
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        ok, errors, moved = await asyncio.wait_for(
-            workloads.closed_loop(ops, calls, duration, latencies), duration + 60
-        )
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        with profiling.window(server_pid):
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            ok, errors, moved = await asyncio.wait_for(
+                workloads.closed_loop(ops, calls, duration, latencies), duration + 60
+            )
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         server_cpu1 = proc_cpu_seconds(server_pid) if server_pid else None
         for stream in streams:
             await asyncio.wait_for(stream.close(), CALL_TIMEOUT)

@@ -1,7 +1,8 @@
 """The receive fast path yields exactly the events, answers and state h2's general path does.
 
 Every case feeds the same bytes, from a stock h2 peer, to two of our connections:
-one taking the common frames through :mod:`transport.http2.fast_receive`, one with
+one taking the common frames through :mod:`transport.http2.fast_receive` (and
+reporting DATA mid-stream as ``StreamData``, as our connections do), one with
 ``fast_receive = False`` (h2's frame buffer and dispatch for every frame). The
 bytes arrive whole, one byte at a time and in 7-byte pieces; the events, what
 each connection queues to send, and the state left behind (stream states and
@@ -22,7 +23,7 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
 from tests.helpers import REQUEST_HEADERS
-from transport.http2 import GrpcH2Connection, MalformedRequest
+from transport.http2 import GrpcH2Connection, MalformedRequest, StreamData
 from transport.http2.connection import HeaderListTooLarge, StreamRefused
 from transport.http2.fast_path import END_HEADERS, HEADERS, frame
 
@@ -44,7 +45,7 @@ def _config(client_side: bool, validate: bool = True) -> h2.config.H2Configurati
 
 def _ours(client_side: bool, fast: bool, max_streams: int | None = None) -> GrpcH2Connection:
     conn = GrpcH2Connection(_config(client_side))
-    conn.fast_receive = fast
+    conn.fast_receive = conn.stream_data = fast
     if max_streams is not None:
         conn.local_settings = h2.settings.Settings(
             client=client_side, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: max_streams}
@@ -58,7 +59,15 @@ def _pieces(data: bytes, size: int) -> list[bytes]:
 
 
 def _describe(events: list[Any]) -> list[tuple[str, dict[str, str]]]:
-    return [(type(e).__name__, {k: repr(v) for k, v in sorted(vars(e).items())}) for e in events]
+    """Each event's kind and fields; a StreamData reads as the DataReceived (without an end) it stands for."""
+    described = []
+    for e in events:
+        if isinstance(e, StreamData):
+            fields = {"data": e.data, "flow_controlled_length": e.flow_controlled_length, "stream_ended": None}
+            described.append(("DataReceived", {k: repr(v) for k, v in sorted({**fields, "stream_id": e.stream_id}.items())}))
+        else:
+            described.append((type(e).__name__, {k: repr(v) for k, v in sorted(vars(e).items())}))
+    return described
 
 
 def _state(conn: GrpcH2Connection) -> tuple[object, ...]:
@@ -238,6 +247,8 @@ def test_server_receives_as_h2_does(case: str, split: int) -> None:
         assert MalformedRequest in kinds
     if case == "refused":
         assert StreamRefused in kinds
+    if case == "streaming-trailers-ping":
+        assert sum(isinstance(e, StreamData) for e in events) == 5, "the messages before each stream's end"
 
 
 def test_server_finds_the_header_list_too_large_as_h2_does() -> None:
@@ -325,6 +336,8 @@ def test_client_receives_as_h2_does(case: str, split: int) -> None:
     CLIENT_CASES[case](peer, sids)
     events = _feed_both(fast, general, peer.data_to_send(), split)
     assert h2.events.ResponseReceived in {type(e) for e in events}
+    if case == "streamed-reset-http-error":
+        assert sum(isinstance(e, StreamData) for e in events) == 5, "the messages before the trailers"
     # The next calls on the same connection (the HPACK table moved on) still match.
     sids = _open(fast, general, peer, 3)
     _answers(peer, sids)

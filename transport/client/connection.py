@@ -15,7 +15,7 @@ from collections.abc import Callable
 import h2.events
 from h2.errors import ErrorCodes
 
-from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol, HeaderListTooLarge
+from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol, HeaderListTooLarge, StreamData
 from transport.http2.stream import Stream
 from transport.status import RpcError, StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, encode_timeout
@@ -97,11 +97,13 @@ class ClientConnection(H2Protocol):
             (b"content-type", b"application/grpc"),
             (b"user-agent", USER_AGENT),
         ]
+        self.h2.stream_data = True
         self._handlers.update(
             {
                 h2.events.ResponseReceived: self._on_headers,
                 h2.events.TrailersReceived: self._on_trailers,
                 h2.events.DataReceived: self._on_data,
+                StreamData: self._on_data,  # DATA mid-stream (h2.stream_data)
                 h2.events.StreamEnded: self._on_stream_ended,
                 h2.events.StreamReset: self._on_stream_reset,
                 h2.events.ConnectionTerminated: self._on_goaway,
@@ -209,7 +211,7 @@ class ClientConnection(H2Protocol):
         if stream is not None:
             stream.trailers = event.headers
 
-    def _on_data(self, event: h2.events.DataReceived) -> None:
+    def _on_data(self, event: h2.events.DataReceived | StreamData) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is None:
             if event.flow_controlled_length:

@@ -8,6 +8,7 @@ from transport.http2.connection import (
     MalformedRequest,
     StreamRefused,
 )
+from transport.http2.fast_receive import StreamData
 from transport.http2.flood_guard import FloodGuard, HeaderBlockTimer
 from transport.http2.protocol import (
     DEFAULT_MAX_HEADER_LIST_SIZE,
@@ -28,5 +29,6 @@ __all__ = [
     "HeaderBlockTimer",
     "HeaderListTooLarge",
     "MalformedRequest",
+    "StreamData",
     "StreamRefused",
 ]

@@ -136,6 +136,9 @@ class GrpcH2Connection(H2Connection):
     decoder: MemoDecoder
     #: Take the common frames without frame objects (:mod:`.fast_receive`); False: h2's path for every frame.
     fast_receive = True
+    #: Report a DATA frame in the middle of a stream as :class:`.StreamData`, not as h2's ``DataReceived``
+    #: (:mod:`.fast_receive`): for owners that handle both (ours do).
+    stream_data = False
 
     def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
         super().__init__(config)

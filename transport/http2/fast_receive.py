@@ -18,6 +18,12 @@ changed nothing, when the frame is not one of those shapes in the state it
 expects (padding, priority, CONTINUATION, an unknown or closed stream, a
 connection not yet open, a new stream at the concurrency limit); h2's general
 path then takes that frame.
+
+With :attr:`.GrpcH2Connection.stream_data` set (our client and server set it), a
+DATA frame in the middle of a stream (no END_STREAM, no content-length to check)
+is reported as a :class:`.StreamData` instead of h2's ``DataReceived``: the same
+accounting, in the same place among the events, without the stream state machine
+input and h2's event that every streamed message paid for.
 """
 
 from __future__ import annotations
@@ -32,6 +38,20 @@ from transport.http2.fast_path import END_HEADERS, END_STREAM, PADDED, PRIORITY
 
 if TYPE_CHECKING:
     from transport.http2.connection import GrpcH2Connection
+
+
+class StreamData(Event):
+    """A DATA frame in the middle of a stream, as this module reports it (:attr:`.GrpcH2Connection.stream_data`).
+
+    What h2's ``DataReceived`` says of such a frame, made without running h2's stream state machine for it.
+    """
+
+    __slots__ = ("data", "flow_controlled_length", "stream_id")
+
+    def __init__(self, stream_id: int, data: bytes, flow_controlled_length: int) -> None:
+        self.stream_id = stream_id
+        self.data = data
+        self.flow_controlled_length = flow_controlled_length
 
 
 #: Stream states in which the peer may still send (RECV_DATA / RECV_HEADERS are valid).
@@ -50,6 +70,19 @@ def data_frame(conn: GrpcH2Connection, stream_id: int, flags: int, payload: byte
     # (OPEN, RECV_DATA) leaves the connection's state as it is, with no event: nothing to apply.
     size = len(payload)
     conn._inbound_flow_control_window_manager.window_consumed(size)
+    if (
+        conn.stream_data
+        and not flags & END_STREAM
+        and stream._expected_content_length is None
+        and stream.state_machine.headers_received
+    ):
+        # h2's H2Stream.receive_data for this case: (OPEN or HALF_CLOSED_LOCAL, RECV_DATA) keeps the
+        # state and makes only the event (data before headers it refuses: h2's path raises that);
+        # the window and the body length are all it accounts.
+        stream._inbound_window_manager.window_consumed(size)
+        stream._actual_content_length += size
+        events.append(StreamData(stream_id, payload, size))
+        return True
     _, stream_events = stream.receive_data(payload, bool(flags & END_STREAM), size)
     events += stream_events
     if flags & END_STREAM:

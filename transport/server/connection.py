@@ -18,6 +18,7 @@ from transport.http2 import (
     HeaderBlockTimer,
     HeaderListTooLarge,
     MalformedRequest,
+    StreamData,
     StreamRefused,
 )
 from transport.http2.stream import Stream
@@ -80,10 +81,12 @@ class ServerConnection(H2Protocol):
         self._linger_timer: asyncio.TimerHandle | None = None
         #: How long the half-closed connection waits for the client (shorter after abort()).
         self._linger = LINGER
+        self.h2.stream_data = True
         self._handlers.update(
             {
                 h2.events.RequestReceived: self._on_request,
                 h2.events.DataReceived: self._on_data,
+                StreamData: self._on_data,  # DATA mid-stream (h2.stream_data)
                 h2.events.StreamEnded: self._on_stream_ended,
                 h2.events.StreamReset: self._on_stream_reset,
                 h2.events.PingAckReceived: self._on_ping_ack,
@@ -227,7 +230,7 @@ class ServerConnection(H2Protocol):
         if handler.cardinality.request_streaming:
             call.start(None)  # reads its requests as they arrive
 
-    def _on_data(self, event: h2.events.DataReceived) -> None:
+    def _on_data(self, event: h2.events.DataReceived | StreamData) -> None:
         call = self.calls.get(event.stream_id)
         if call is None or call.finished:
             if event.flow_controlled_length:
