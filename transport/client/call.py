@@ -191,10 +191,15 @@ class Call:
 
     # --- the stream -------------------------------------------------------
 
+    def _opened_stream(self) -> Stream | None:
+        """The call's stream if its opening is done (no wait), else None: then :meth:`_stream_ready`."""
+        return self._stream if self._started and self._opening is None else None
+
     async def _stream_ready(self) -> Stream:
         """The call's stream: opened now if nothing started it, else when its opening is done."""
-        if self._stream is not None and self._started and self._opening is None:
-            return self._stream
+        stream = self._opened_stream()
+        if stream is not None:
+            return stream
         if not self._started:
             self._opening = asyncio.get_running_loop().create_task(self._start_stream())
             self._opening.add_done_callback(_retrieve)
@@ -643,7 +648,8 @@ class _Writer:
     async def write(self, request: Any) -> None:
         if self._iterator is not None:
             raise RuntimeError("write() is not for a call made with a request iterator")
-        await self._send(await self._call._stream_ready(), request)
+        call = self._call
+        await self._send(call._opened_stream() or await call._stream_ready(), request)
 
     async def done_writing(self) -> None:
         stream = await self._call._stream_ready()
@@ -659,7 +665,8 @@ class _Writer:
         payload = _serialize(call.call_details, request)
         call._sent_or_received = True
         try:
-            await stream.send_message(payload)
+            if not stream.try_send_message(payload):
+                await stream.send_message(payload)
         except StreamReset:
             # The call ended while we wrote: its status is what the reader (or await) reports.
             raise call._error or RpcError(StatusCode.CANCELLED, "the call ended before the request was sent") from None

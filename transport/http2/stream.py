@@ -181,7 +181,9 @@ class Stream:
                 raise self.error
             if self.remote_ended:
                 return None
-            await self.wait_for_data()
+            waiter = self.conn.loop.create_future()  # (wait_for_data, without a coroutine per message)
+            self._waiters.append(waiter)
+            await waiter
 
     async def wait_for_data(self) -> None:
         """Wait until headers, a message, the end or a reset arrive."""
@@ -218,13 +220,31 @@ class Stream:
             self.local_ended = True
         self.conn.schedule_flush()
 
-    async def send_message(self, payload: bytes, *, end_stream: bool = False) -> None:
+    async def send_message(self, payload: bytes) -> None:
         """Send one message, waiting for the windows and the socket as needed; StreamReset if the stream ends.
 
         The 5-byte prefix goes ahead of ``payload`` into the first frame: the body is never copied
         into a framed message (for 1 MiB, a fresh 1 MiB allocation and copy per message).
         """
-        await self.send_data(payload, end_stream=end_stream, head=message_prefix(len(payload)))
+        if not self.try_send_message(payload):
+            await self.send_data(payload, head=message_prefix(len(payload)))
+
+    def try_send_message(self, payload: bytes) -> bool:
+        """Send one message now if the windows and the socket allow it in one frame, else False, with
+        nothing sent (then :meth:`send_message` waits); StreamReset if the stream ended.
+
+        A streamed message's common case, without a coroutine per layer: the callers try this first.
+        """
+        if self.error is not None:
+            raise self.error
+        conn = self.conn
+        try:
+            if not conn.try_send_data(self.stream_id, payload, False, message_prefix(len(payload))):
+                return False
+        except h2.exceptions.ProtocolError as exc:  # the stream closed meanwhile
+            raise self.error or StreamReset(None, f"stream closed: {exc}") from None
+        conn.schedule_flush()
+        return True
 
     async def send_data(self, data: bytes, *, end_stream: bool = False, head: bytes = b"") -> None:
         """Send raw DATA bytes (``head`` then ``data``) under flow control."""

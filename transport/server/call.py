@@ -157,9 +157,16 @@ class ServerCall:
         return _deserialize(self.handler, data)
 
     async def requests(self) -> AsyncIterator[Any]:
-        """The request messages, deserialized, until the client half-closes."""
-        while (request := await self.read()) is not EOF:
-            yield request
+        """The request messages, deserialized, until the client half-closes (:meth:`read`'s, one layer less)."""
+        stream, handler = self.stream, self.handler
+        while True:
+            try:
+                data = await stream.recv_message()
+            except StreamReset:
+                raise asyncio.CancelledError from None
+            if data is None:
+                return
+            yield _deserialize(handler, data)
 
     async def write(self, response: Any) -> None:
         """Send one response message (streaming-response handlers)."""
@@ -180,7 +187,8 @@ class ServerCall:
         stream = self.stream
         if not stream.headers_sent:
             stream.send_headers(_RESPONSE_HEADERS + self._initial_metadata)
-        await stream.send_message(payload)
+        if not stream.try_send_message(payload):
+            await stream.send_message(payload)
 
     def send_unary_response(self, payload: bytes) -> bool:
         """Headers, message and OK trailers in one go if the windows allow (the fast path)."""
