@@ -70,15 +70,28 @@ class MessageDecoder:
         """Bytes received that do not yet form a whole message."""
         return len(self._buffer) + (PREFIX_SIZE + self._held if self._missing else 0)
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | memoryview, *, stable: bool = False) -> list[bytes]:
+        """The messages ``data`` completes, as bytes.
+
+        ``data`` may be a view: of a buffer its owner reuses (the default: what is kept is copied out), or
+        with ``stable``, of bytes nothing changes again (a large DATA frame's payload): held as it is.
+        """
         if self._missing:
-            return self._feed_body(data)
+            return self._feed_body(data, stable)
         if not self._buffer and len(data) > PREFIX_SIZE:
-            # The common case: exactly one whole, uncompressed message in one DATA frame.
             flag, length = _PREFIX.unpack_from(data)
-            if not flag and length + PREFIX_SIZE == len(data) and length <= self._max_length:
-                # (A view's slice is a view, of a buffer its owner will reuse: copy it out.)
-                return [data[PREFIX_SIZE:] if type(data) is bytes else bytes(data[PREFIX_SIZE:])]
+            if not flag and length <= self._max_length:
+                if length + PREFIX_SIZE == len(data):
+                    # The common case: exactly one whole, uncompressed message in one DATA frame.
+                    # (A view's slice is a view: the message goes out as bytes of its own.)
+                    return [data[PREFIX_SIZE:] if type(data) is bytes else bytes(data[PREFIX_SIZE:])]
+                if length > LARGE_MESSAGE and length + PREFIX_SIZE > len(data):
+                    # A large message begins: hold this part as it is, the rest comes frame by frame.
+                    held = memoryview(data)[PREFIX_SIZE:] if stable or type(data) is bytes else bytes(data[PREFIX_SIZE:])
+                    self._body = [held]
+                    self._held = len(held)
+                    self._missing = length - len(held)
+                    return []
         buffer = self._buffer
         buffer += data
         messages: list[bytes] = []
@@ -110,12 +123,12 @@ class MessageDecoder:
             del buffer[:offset]
         return messages
 
-    def _feed_body(self, data: bytes) -> list[bytes]:
+    def _feed_body(self, data: bytes | memoryview, stable: bool) -> list[bytes]:
         """More of a large message's body (and maybe what follows it)."""
         n = len(data)
         take = min(n, self._missing)
         piece: bytes | memoryview = data if take == n else memoryview(data)[:take]
-        if type(data) is not bytes:
+        if type(data) is not bytes and not stable:
             piece = bytes(piece)  # a view of a buffer that will be reused: keep a copy, not the view
         body = self._body
         if take < _SMALL_PIECE:
@@ -134,7 +147,7 @@ class MessageDecoder:
         self._held = 0
         if take == n:
             return [message]
-        return [message, *self.feed(data[take:])]
+        return [message, *self.feed(data[take:], stable=stable)]
 
     def _reject_compressed(self, flag: int) -> None:
         if flag != 1:

@@ -32,6 +32,7 @@ from tests.faults.rawclient import (
     request_headers,
 )
 from tests.helpers import FAST, greet
+from transport.http2 import DEFAULT_MAX_FRAME_SIZE
 from transport import Channel, Server, ServerOptions, ServicerContext, StatusCode, unary_unary
 
 ECHO = b"/test.Faults/Echo"
@@ -143,7 +144,7 @@ async def test_truncated_frame_then_close(env: Env, frame_type: int) -> None:
 async def test_oversized_frame_is_goaway_frame_size_error(env: Env, kind: str) -> None:
     server = await env.start()
     client = await env.client(server)
-    size = 16385
+    size = DEFAULT_MAX_FRAME_SIZE + 1  # one byte over what the server advertised
     if kind == "HEADERS":
         client.send(frame_header(size, 0x1, 0x4, 1) + b"\x00" * size)
     elif kind == "DATA":

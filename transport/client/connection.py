@@ -118,12 +118,12 @@ class ClientConnection(H2Protocol):
         transport = self.transport
         return not (self.goaway or self._closing or self.closed or (transport is not None and transport.is_closing()))
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | bytearray | memoryview) -> None:
         if self._preface is not None and not self._check_server_preface(data):
             return
         super().data_received(data)
 
-    def _check_server_preface(self, data: bytes) -> bool:
+    def _check_server_preface(self, data: bytes | bytearray | memoryview) -> bool:
         """Fail ``ready`` at once, naming what arrived, if the server does not start with SETTINGS."""
         assert self._preface is not None
         head = self._preface = (self._preface + data)[:64]

@@ -11,6 +11,7 @@ from transport.http2.connection import (
 from transport.http2.fast_receive import StreamData
 from transport.http2.flood_guard import FloodGuard, HeaderBlockTimer
 from transport.http2.protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_HEADER_LIST_SIZE,
     DEFAULT_WINDOW_SIZE,
     ConnectionClosed,
@@ -18,6 +19,7 @@ from transport.http2.protocol import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_HEADER_LIST_SIZE",
     "DEFAULT_WINDOW_SIZE",
     "ConnectionClosed",

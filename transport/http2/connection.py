@@ -52,6 +52,10 @@ _RST_STREAM_BYTES = 13
 _HEADER_EVENTS = (RequestReceived, ResponseReceived, TrailersReceived, InformationalResponseReceived)
 #: :meth:`GrpcH2Connection.prune_closed_streams` looks again once the table holds this many streams at least.
 PRUNE_MIN = 64
+#: A DATA payload this large is handed on as a view of the received bytes, not copied out of them: the
+#: frame buffer starts afresh after that read (copying only the unparsed rest), and the message decoder
+#: holds the views until the message is whole (:class:`.MessageDecoder`, one copy in all).
+HELD_PAYLOAD = 32 * 1024
 
 
 class StreamRefused(Event):
@@ -207,6 +211,7 @@ class GrpcH2Connection(H2Connection):
             if self.fast_receive and not buffer._preamble_len and not buffer._headers_buffer:
                 pos, n = 0, len(data)
                 view = memoryview(data)
+                held = False  # a payload went out as a view of ``data``: it must never change again
                 try:
                     while n - pos >= 9:
                         high, low, kind, flags, stream_id = unpack_header(view, pos)
@@ -216,7 +221,12 @@ class GrpcH2Connection(H2Connection):
                             break
                         stream_id &= 0x7FFFFFFF
                         if kind == fast_path.DATA:
-                            taken = data_frame(self, stream_id, flags, bytes(view[pos + 9 : end]), events)
+                            if length >= HELD_PAYLOAD:
+                                payload: bytes | memoryview = view[pos + 9 : end]
+                                held = True
+                            else:
+                                payload = bytes(view[pos + 9 : end])
+                            taken = data_frame(self, stream_id, flags, payload, events)
                         elif kind == fast_path.HEADERS:
                             taken = headers_frame(self, stream_id, flags, bytes(view[pos + 9 : end]), events)
                         else:
@@ -226,7 +236,9 @@ class GrpcH2Connection(H2Connection):
                         pos = end
                 finally:
                     view.release()
-                if pos:
+                    if held:  # what is left goes on in a new buffer; the views keep the old one alive, unchanged
+                        buffer._data = data[pos:]
+                if pos and not held:
                     del data[:pos]
             try:
                 frame = next(buffer)

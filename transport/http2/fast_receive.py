@@ -44,11 +44,12 @@ class StreamData(Event):
     """A DATA frame in the middle of a stream, as this module reports it (:attr:`.GrpcH2Connection.stream_data`).
 
     What h2's ``DataReceived`` says of such a frame, made without running h2's stream state machine for it.
+    ``data`` is bytes, or for a large frame a view of the received bytes that nothing changes again.
     """
 
     __slots__ = ("data", "flow_controlled_length", "stream_id")
 
-    def __init__(self, stream_id: int, data: bytes, flow_controlled_length: int) -> None:
+    def __init__(self, stream_id: int, data: bytes | memoryview, flow_controlled_length: int) -> None:
         self.stream_id = stream_id
         self.data = data
         self.flow_controlled_length = flow_controlled_length
@@ -58,8 +59,12 @@ class StreamData(Event):
 _PEER_SENDING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 
-def data_frame(conn: GrpcH2Connection, stream_id: int, flags: int, payload: bytes, events: list[Event]) -> bool:
-    """An unpadded DATA frame on an open stream: h2's ``_receive_data_frame`` without the frame object."""
+def data_frame(
+    conn: GrpcH2Connection, stream_id: int, flags: int, payload: bytes | memoryview, events: list[Event]
+) -> bool:
+    """An unpadded DATA frame on an open stream: h2's ``_receive_data_frame`` without the frame object.
+
+    ``payload`` is bytes, or a view of received bytes that nothing changes again (a large frame's)."""
     if flags & PADDED:
         return False
     stream = conn.streams.get(stream_id)
@@ -83,7 +88,8 @@ def data_frame(conn: GrpcH2Connection, stream_id: int, flags: int, payload: byte
         stream._actual_content_length += size
         events.append(StreamData(stream_id, payload, size))
         return True
-    _, stream_events = stream.receive_data(payload, bool(flags & END_STREAM), size)
+    # (h2 only measures the payload: a view goes into its DataReceived as it is, for our handlers.)
+    _, stream_events = stream.receive_data(payload, bool(flags & END_STREAM), size)  # type: ignore[arg-type]
     events += stream_events
     if flags & END_STREAM:
         conn.forget_if_closed(stream_id, stream)

@@ -14,10 +14,13 @@ the connection's owner can bound them in time (:class:`.flood_guard.HeaderBlockT
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from h2.exceptions import FrameTooLargeError, ProtocolError
 from h2.frame_buffer import FrameBuffer
 from hyperframe.frame import Frame
+
+from transport.http2.fast_path import DATA
 
 #: A header block may be this many times the header list limit on the wire (golang.org/x/net/http2: twice)...
 HEADER_BLOCK_FACTOR = 2
@@ -32,6 +35,11 @@ def header_block_limit(max_header_list_size: int) -> int:
 
 class HeaderBlockTooLarge(ProtocolError):
     """A header block grew past :func:`header_block_limit` (a CONTINUATION flood)."""
+
+
+class LargeFrame(bytearray):
+    """One large frame's bytes, read from the socket straight into a buffer of the frame's size
+    (:meth:`BoundedFrameBuffer.take_partial_frame`): the frame buffer adopts it rather than copying it in."""
 
 
 class BoundedFrameBuffer(FrameBuffer):
@@ -53,6 +61,28 @@ class BoundedFrameBuffer(FrameBuffer):
     def buffered_bytes(self) -> int:
         """Bytes the buffer holds: unparsed input plus an unfinished header block."""
         return len(self._data) + sum(len(f.data) for f in self._headers_buffer)
+
+    def add_data(self, data: Any) -> None:
+        if type(data) is LargeFrame and not self._data and not self._preamble_len:
+            self._data = data  # (adopted: the bytes are the frame's own; nothing else writes them)
+            return
+        super().add_data(data)
+
+    def take_partial_frame(self, min_length: int) -> tuple[LargeFrame, int] | None:
+        """If all that is buffered is the beginning of one DATA frame of ``min_length`` bytes or more (and
+        within SETTINGS_MAX_FRAME_SIZE), move it into a :class:`LargeFrame` of the whole frame's size and
+        return that with the bytes already in it: the rest can be read into it directly, with no copy into
+        this buffer and no regrowing of it read by read. Else None, and nothing changes."""
+        data = self._data
+        if len(data) < 9 or data[3] != DATA or self._preamble_len or self._headers_buffer:
+            return None
+        length = (data[0] << 16) | (data[1] << 8) | data[2]
+        if length < min_length or length > self.max_frame_size or len(data) >= 9 + length:
+            return None
+        frame = LargeFrame(9 + length)
+        frame[: len(data)] = data
+        self._data = bytearray()
+        return frame, len(data)
 
     def discard(self) -> None:
         """Drop whatever is buffered (the connection is going away)."""

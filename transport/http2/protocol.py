@@ -28,8 +28,9 @@ from h2.stream import H2Stream, StreamInputs, StreamState
 
 from transport.address import Address
 from transport.http2.compact_settings import CompactSettings
-from transport.http2.connection import GrpcH2Connection
+from transport.http2.connection import HELD_PAYLOAD, GrpcH2Connection
 from transport.http2.fast_path import DATA, END_STREAM, FRAME_HEADER
+from transport.http2.frame_buffer import LargeFrame
 from transport.http2.read_buffer import shared_read_buffer
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 #: large windows; 64 KiB is HTTP/2's default and the minimum we accept).
 DEFAULT_WINDOW_SIZE = 1024 * 1024
 DEFAULT_MAX_HEADER_LIST_SIZE = 16 * 1024
+#: The largest frame we accept (SETTINGS_MAX_FRAME_SIZE; HTTP/2's default is 16 KiB, grpcio's 4 MiB). A large
+#: message then arrives in a few frames rather than 64 per MiB, each of which costs Python work on both sides;
+#: it also bounds the one partial frame a connection buffers.
+DEFAULT_MAX_FRAME_SIZE = 256 * 1024
 
 
 class ConnectionClosed(Exception):
@@ -87,6 +92,7 @@ class H2Protocol(asyncio.BufferedProtocol):
                 SettingCodes.INITIAL_WINDOW_SIZE: window_size,
                 SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
                 SettingCodes.ENABLE_PUSH: 0,
+                SettingCodes.MAX_FRAME_SIZE: DEFAULT_MAX_FRAME_SIZE,
                 **(
                     {SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams}
                     if max_concurrent_streams is not None
@@ -95,6 +101,9 @@ class H2Protocol(asyncio.BufferedProtocol):
             },
         )
         self.h2.decoder.max_header_list_size = max_header_list_size
+        # h2 took its inbound frame limit from the settings it made; ours apply from the start (as sent in
+        # the preface), and only changes would wait for the peer's ACK.
+        self.h2.max_inbound_frame_size = self.h2.local_settings.max_frame_size
         self._connection_window = max(window_size, 65535)
         #: A stream gives back the window of the messages taken once they add up to this (:class:`.Stream`).
         self.ack_batch = max(1, window_size // 16)
@@ -121,6 +130,9 @@ class H2Protocol(asyncio.BufferedProtocol):
         self.peer: str = ""
         self.local_address: Address | None = None
         self._read_buffer = shared_read_buffer(self.loop)
+        #: A large frame being read straight into a buffer of its own, and the part of it still to fill.
+        self._large_frame: LargeFrame | None = None
+        self._frame_rest: memoryview | None = None
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             h2.events.WindowUpdated: self._on_window_updated,
             h2.events.RemoteSettingsChanged: self._on_remote_settings,
@@ -144,14 +156,43 @@ class H2Protocol(asyncio.BufferedProtocol):
         self.flush()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_buffer
+        rest = self._frame_rest
+        return self._read_buffer if rest is None else rest
 
     def buffer_updated(self, nbytes: int) -> None:
-        # Copied out first: the buffer is the loop's, and the next read of any connection overwrites it.
-        self.data_received(bytes(self._read_buffer[:nbytes]))
+        rest = self._frame_rest
+        if rest is None:
+            with self._read_buffer[:nbytes] as data:
+                self.data_received(data)
+        elif nbytes < len(rest):
+            self._frame_rest = rest[nbytes:]  # more of the large frame to come
+            return
+        else:
+            frame = self._large_frame
+            assert frame is not None
+            self._large_frame = self._frame_rest = None
+            self.data_received(frame)  # (the frame buffer adopts it: see LargeFrame)
+        if not self.closed:
+            self._read_large_frame()
 
-    def data_received(self, data: bytes) -> None:
-        """Bytes from the peer: feed h2 and dispatch its events."""
+    def _read_large_frame(self) -> None:
+        """If the read left the beginning of a large DATA frame, read the rest of it into its own buffer.
+
+        The default read buffer is 64 KiB; a 256 KiB frame would come in four reads, each copied into the
+        frame buffer, which regrows (and copies) as it does. Read into a buffer of the frame's size, its
+        bytes are copied once, by the kernel, and its payload goes on as a view (``HELD_PAYLOAD``).
+        """
+        partial = self.h2.incoming_buffer.take_partial_frame(HELD_PAYLOAD)
+        if partial is not None:
+            frame, filled = partial
+            self._large_frame, self._frame_rest = frame, memoryview(frame)[filled:]
+
+    def data_received(self, data: bytes | bytearray | memoryview) -> None:
+        """Bytes from the peer: feed h2 and dispatch its events.
+
+        ``data`` may be a view of the loop's shared read buffer (:mod:`.read_buffer`), valid only during
+        this call: h2's frame buffer copies it in first, and nothing may keep it.
+        """
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -240,6 +281,7 @@ class H2Protocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._large_frame = self._frame_rest = None
         self._deferred_events = []
         for waiter in self._window_waiters.values():
             if not waiter.done():
@@ -412,14 +454,17 @@ class H2Protocol(asyncio.BufferedProtocol):
 
     def on_protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
         """A peer broke HTTP/2: send GOAWAY with the error and close."""
+        self.queue_error_goaway(exc)
+        self.flush()
+        self.close()
+
+    def queue_error_goaway(self, exc: h2.exceptions.ProtocolError) -> None:
+        """Queue the GOAWAY that answers a connection error (h2 queues its own for the errors it detects)."""
         log.debug("HTTP/2 protocol error from %s: %s", self.peer, exc)
         if self.h2.state_machine.state is not ConnectionState.CLOSED:
-            # h2 queues its own GOAWAY for the errors it detects; add ours only otherwise.
             code = getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR)
             with contextlib.suppress(Exception):  # we are closing anyway
                 self.h2.send_goaway(self.h2.highest_inbound_stream_id, code, str(exc).encode()[:256])
-        self.flush()
-        self.close()
 
     def close(self) -> None:
         """Close the socket, after writing what is still queued (a write held to the turn's end)."""

@@ -8,8 +8,10 @@ each, 88 MB for 1,000 connections that mostly wait. Sharing one per loop is safe
   (``_read_ready__get_buffer``), the SSL protocol (``_do_read__buffered``), the proactor
   (``_feed_data_to_buffered_proto``) and uvloop (libuv's alloc and read callbacks, back to back);
 - a loop runs one callback at a time, and a loop belongs to one thread;
-- ``H2Protocol.buffer_updated`` copies the bytes out before anything else, so nothing refers to the
-  buffer once that callback is over. Whatever reads it must keep it so: never hold a view of it.
+- ``H2Protocol.buffer_updated`` hands a view of what was read to ``data_received``, whose first step
+  copies it into the connection's frame buffer (h2's ``add_data``), and releases the view when it
+  returns: nothing refers to the buffer once that callback is over. Whatever reads it must keep it
+  so: never hold a view of it past the callback.
 
 The L4 proxy (``transport.proxy.l4``) relays through a buffer of its own by the same argument; the L7
 proxy's connections are H2Protocols and read into this one.

@@ -103,15 +103,19 @@ class Stream:
 
     # --- fed by the connection ------------------------------------------------
 
-    def on_data(self, data: bytes, flow_controlled_length: int) -> None:
-        """A DATA frame: decode its messages; RpcError if they break the receive limit or encoding."""
+    def on_data(self, data: bytes | memoryview, flow_controlled_length: int) -> None:
+        """A DATA frame: decode its messages; RpcError if they break the receive limit or encoding.
+
+        ``data`` is bytes, or a view of received bytes that nothing changes again (the connection's large
+        frames: see ``HELD_PAYLOAD``), which the decoder may hold without a copy.
+        """
         if flow_controlled_length:
             self.conn.acknowledge_connection_data(flow_controlled_length)
             self._unacked += flow_controlled_length
         if self.discard_data:
             self._ack(self._unacked)
             return
-        messages = self._decoder.feed(data)
+        messages = self._decoder.feed(data, stable=True)
         if messages:
             self._messages.extend(messages)
             if self._waiters:

@@ -123,7 +123,7 @@ class ServerConnection(H2Protocol):
             )
         self.server.connection_opened(self)
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | bytearray | memoryview) -> None:
         if not self._half_closed:
             super().data_received(data)
 
@@ -277,6 +277,18 @@ class ServerConnection(H2Protocol):
     def _on_ping_ack(self, event: h2.events.PingAckReceived) -> None:
         if self._goaway is not None:
             self._goaway.on_ping_ack(event.ping_data)
+
+    def on_protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
+        """A client broke HTTP/2: GOAWAY with the error, then half-close and linger (not close at once).
+
+        Closing while the client's bytes are still unread (a large frame refused from its header, say) makes
+        the kernel answer with RST, and the client may never read the GOAWAY that says why.
+        """
+        self.queue_error_goaway(exc)
+        self.draining = True
+        for call in list(self.calls.values()):
+            call.on_reset()
+        self._half_close(ABORT_LINGER)
 
     def _calm_down(self, reason: bytes) -> None:
         """Abuse (a rapid-reset flood, CVE-2023-44487, and the like): GOAWAY ENHANCE_YOUR_CALM and close."""
