@@ -8,13 +8,18 @@ state left behind (stream states, flow-control windows, HPACK tables).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import h2.config
 import h2.events
 import pytest
 from h2.connection import H2Connection
+from h2.stream import H2StreamStateMachine, StreamInputs
 
 from tests.helpers import REQUEST_HEADERS
 from transport.http2 import GrpcH2Connection
+from transport.http2.fast_path import request_sent, response_sent
+from transport.http2.stream_machine import GrpcStreamStateMachine
 
 RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 TRAILERS = [(b"grpc-status", b"0")]
@@ -45,7 +50,7 @@ def _state(conn: GrpcH2Connection) -> tuple[object, ...]:
     """What a connection holds. A closed stream counts as closed whether it is still in the table
     or already moved out (h2 moves it at its next count of open streams, the fast paths at once)."""
     streams = {
-        sid: (s.state_machine.state, s.outbound_flow_control_window, s._authority, s.request_method)
+        sid: (vars(s.state_machine), s.outbound_flow_control_window, s._authority, s.request_method)
         for sid, s in conn.streams.items()
         if not s.closed
     }
@@ -92,6 +97,28 @@ def test_same_bytes_and_state_as_h2s_general_path(extra: list[tuple[bytes, bytes
         assert _state(fast_server) == _state(slow_server)
         fast_client.receive_data(wire)
         slow_client.receive_data(wire)
+
+
+@pytest.mark.parametrize(
+    ("script", "start", "inputs"),
+    [
+        (request_sent, None, ["SEND_HEADERS", "SEND_DATA", "SEND_END_STREAM"]),
+        (response_sent, ["RECV_HEADERS", "RECV_END_STREAM"], ["SEND_HEADERS", "SEND_DATA", "SEND_HEADERS", "SEND_END_STREAM"]),
+    ],
+    ids=["request", "response"],
+)
+def test_one_step_state_scripts_do_what_h2s_inputs_do(
+    script: Callable[[H2StreamStateMachine], None], start: list[str] | None, inputs: list[str]
+) -> None:
+    """The state a whole request or answer leaves is set in one step: exactly what h2's inputs set."""
+    machines = [GrpcStreamStateMachine(7), GrpcStreamStateMachine(7)]
+    for machine in machines:
+        for name in start or []:
+            machine.process_input(StreamInputs[name])
+    for name in inputs:
+        machines[0].process_input(StreamInputs[name])
+    script(machines[1])
+    assert vars(machines[1]) == vars(machines[0])
 
 
 def test_a_plain_h2_peer_reads_the_exchange() -> None:

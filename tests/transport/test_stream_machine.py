@@ -51,3 +51,36 @@ def test_a_whole_unary_exchange_matches() -> None:
     ):
         assert _outcome(ours, ours.state, input_) == _outcome(theirs, theirs.state, input_)
     assert ours.state is StreamState.CLOSED
+
+
+def _headers_outcome(machine: H2StreamStateMachine, end_stream: bool, one_step: bool) -> tuple[object, ...]:
+    """RECV_HEADERS (+ RECV_END_STREAM) as h2's H2Stream.receive_headers applies them, or in one step."""
+    try:
+        if one_step:
+            assert isinstance(machine, GrpcStreamStateMachine)
+            events = machine.receive_headers(end_stream)
+        else:
+            events = machine.process_input(StreamInputs.RECV_HEADERS)
+            if end_stream:
+                ended = machine.process_input(StreamInputs.RECV_END_STREAM)
+                events[0].stream_ended = ended[0]  # type: ignore[attr-defined]
+                events += ended
+    except Exception as exc:  # noqa: BLE001 - the error is the outcome being compared
+        return ("raised", type(exc).__name__, str(exc), machine.state)
+    described = [(type(e).__name__, sorted((k, repr(v)) for k, v in vars(e).items())) for e in events]
+    return ("ok", described, sorted(vars(machine).items()))
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
+def test_headers_in_one_step_end_as_h2s_two_inputs_do(end_stream: bool) -> None:
+    """Every state × who the stream belongs to × which headers came already: the same events, state and errors."""
+    flags = list(itertools.product([True, False, None], [False, True], [False, True], [False, True]))
+    for state, (client, headers_received, trailers_received, headers_sent) in itertools.product(StreamState, flags):
+        machines = [GrpcStreamStateMachine(5), GrpcStreamStateMachine(5)]
+        for machine in machines:
+            machine.state, machine.client = state, client
+            machine.headers_received, machine.trailers_received = headers_received, trailers_received
+            machine.headers_sent = headers_sent
+        slow = _headers_outcome(machines[0], end_stream, one_step=False)
+        fast = _headers_outcome(machines[1], end_stream, one_step=True)
+        assert fast == slow, (state, client, headers_received, trailers_received)

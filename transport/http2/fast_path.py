@@ -8,13 +8,16 @@ HTTP/2 use. A unary gRPC call always sends the same shapes:
 - the client: request HEADERS + one DATA frame with END_STREAM, on a new stream;
 - the server: response HEADERS + one DATA frame + trailers with END_STREAM.
 
-:func:`send_request` and :func:`send_response` send those shapes with the same
-stream-state inputs h2 would apply (``H2Stream.state_machine.process_input``,
-so a reset or closed stream is refused exactly as h2 refuses it), the same
-flow-control accounting and the same HPACK encoder, but write the 9-byte frame
-headers themselves. Each returns False, having changed nothing, when its
-preconditions do not hold (connection not open, message larger than a frame or
-the window, too many streams); the caller then takes h2's general path.
+:func:`send_request` and :func:`send_response` send those shapes with what
+h2's stream-state inputs would do (from the only state each starts in: a new
+stream, or an ended request not yet answered; anything else is refused as h2
+would refuse it, or left to h2), the same flow-control accounting and the same
+HPACK encoder, but write the 9-byte frame headers themselves. The inputs of a
+whole request or answer are applied in one step (:func:`request_sent`,
+:func:`response_sent`), checked against h2's own in ``test_fast_path``. Each
+returns False, having changed nothing, when its preconditions do not hold
+(connection not open, message larger than a frame or the window, too many
+streams); the caller then takes h2's general path.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
-from h2.stream import StreamInputs, StreamState
+from h2.stream import H2StreamStateMachine, StreamClosedBy, StreamState
 from h2.utilities import authority_from_headers, extract_method_header
 
 if TYPE_CHECKING:
@@ -39,9 +42,25 @@ END_STREAM, END_HEADERS, PADDED, PRIORITY = 0x1, 0x4, 0x8, 0x20
 FRAME_HEADER = struct.Struct(">HBBBL")
 
 _CLIENT_CAN_OPEN = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN)
-_SEND_HEADERS = StreamInputs.SEND_HEADERS
-_SEND_DATA = StreamInputs.SEND_DATA
-_SEND_END_STREAM = StreamInputs.SEND_END_STREAM
+
+
+def request_sent(machine: H2StreamStateMachine) -> None:
+    """What h2's inputs SEND_HEADERS, SEND_DATA, SEND_END_STREAM do to a new (IDLE) stream's machine, in one step:
+    ``request_sent``'s flags (its event is internal), then HALF_CLOSED_LOCAL (the other two have no callback).
+    ``test_fast_path`` checks it against h2's own inputs."""
+    machine.client = True
+    machine.headers_sent = True
+    machine.state = StreamState.HALF_CLOSED_LOCAL
+
+
+def response_sent(machine: H2StreamStateMachine) -> None:
+    """What h2's SEND_HEADERS, SEND_DATA, SEND_HEADERS (trailers), SEND_END_STREAM do to a server stream's
+    machine that is HALF_CLOSED_REMOTE with nothing sent yet: ``response_sent`` twice (headers, then
+    trailers), ``send_end_stream``, then CLOSED. ``test_fast_path`` checks it against h2's own inputs."""
+    machine.headers_sent = True
+    machine.trailers_sent = True
+    machine.stream_closed_by = StreamClosedBy.SEND_END_STREAM
+    machine.state = StreamState.CLOSED
 
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
@@ -80,13 +99,10 @@ def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data:
         return False
     conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
     stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
-    machine = stream.state_machine
-    machine.process_input(_SEND_HEADERS)
+    request_sent(stream.state_machine)
     stream._authority = authority_from_headers(headers)
     stream.request_method = extract_method_header(headers)
     block = conn.encoder.encode(headers)
-    machine.process_input(_SEND_DATA)
-    machine.process_input(_SEND_END_STREAM)
     stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
     conn._data_to_send += header_frames(stream_id, block, False, conn.max_outbound_frame_size) + frame(
@@ -108,6 +124,7 @@ def send_response(conn: GrpcH2Connection, stream_id: int, headers: Headers, data
         or conn.state_machine.state is not ConnectionState.SERVER_OPEN
         or stream.state_machine.state is not StreamState.HALF_CLOSED_REMOTE
         or stream.state_machine.headers_sent
+        or stream.state_machine.client is not False
         or size > conn.max_outbound_frame_size
         or size > conn.outbound_flow_control_window
         or size > stream.outbound_flow_control_window
@@ -115,14 +132,10 @@ def send_response(conn: GrpcH2Connection, stream_id: int, headers: Headers, data
         or headers[0][1].startswith(b"1")
     ):
         return False
-    machine = stream.state_machine
     max_frame = conn.max_outbound_frame_size
-    machine.process_input(_SEND_HEADERS)
+    response_sent(stream.state_machine)
     out = header_frames(stream_id, conn.encoder.encode(headers), False, max_frame)
-    machine.process_input(_SEND_DATA)
     out += frame(DATA, 0, stream_id, data)
-    machine.process_input(_SEND_HEADERS)  # trailers
-    machine.process_input(_SEND_END_STREAM)
     out += header_frames(stream_id, conn.encoder.encode(trailers), True, max_frame)
     stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size

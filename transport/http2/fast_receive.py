@@ -20,21 +20,23 @@ connection not yet open, a new stream at the concurrency limit); h2's general
 path then takes that frame.
 
 With :attr:`.GrpcH2Connection.stream_data` set (our client and server set it), a
-DATA frame in the middle of a stream (no END_STREAM, no content-length to check)
-is reported as a :class:`.StreamData` instead of h2's ``DataReceived``: the same
-accounting, in the same place among the events, without the stream state machine
-input and h2's event that every streamed message paid for.
+DATA frame in the middle of a stream is reported as a :class:`.StreamData`
+instead of h2's ``DataReceived``: the same accounting, in the same place among
+the events, without the stream state machine input and h2's event that every
+streamed message paid for. A stream's last DATA frame makes h2's events, its
+state inputs applied in one step (``GrpcStreamStateMachine.end_received``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState, _decode_headers
-from h2.events import Event
+from h2.events import DataReceived, Event
 from h2.stream import StreamState
 
 from transport.http2.fast_path import END_HEADERS, END_STREAM, PADDED, PRIORITY
+from transport.http2.stream_machine import GrpcStreamStateMachine
 
 if TYPE_CHECKING:
     from transport.http2.connection import GrpcH2Connection
@@ -75,24 +77,28 @@ def data_frame(
     # (OPEN, RECV_DATA) leaves the connection's state as it is, with no event: nothing to apply.
     size = len(payload)
     conn._inbound_flow_control_window_manager.window_consumed(size)
-    if (
-        conn.stream_data
-        and not flags & END_STREAM
-        and stream._expected_content_length is None
-        and stream.state_machine.headers_received
-    ):
-        # h2's H2Stream.receive_data for this case: (OPEN or HALF_CLOSED_LOCAL, RECV_DATA) keeps the
-        # state and makes only the event (data before headers it refuses: h2's path raises that);
-        # the window and the body length are all it accounts.
-        stream._inbound_window_manager.window_consumed(size)
-        stream._actual_content_length += size
+    machine = stream.state_machine
+    end_stream = bool(flags & END_STREAM)
+    if not machine.headers_received or not (conn.stream_data or end_stream):
+        # h2's own (it refuses data before headers; a DataReceived mid-stream for owners that want one).
+        # (h2 only measures the payload: a view goes into its DataReceived as it is, for our handlers.)
+        _, stream_events = stream.receive_data(payload, end_stream, size)  # type: ignore[arg-type]
+        events += stream_events
+        if end_stream:
+            conn.forget_if_closed(stream_id, stream)
+        return True
+    # h2's H2Stream.receive_data, in one step: (OPEN or HALF_CLOSED_LOCAL, RECV_DATA) keeps the state and
+    # makes only the event; then the windows, the body length (h2's check), and END_STREAM's input.
+    stream._inbound_window_manager.window_consumed(size)
+    stream._track_content_length(size, end_stream)
+    if not end_stream:
         events.append(StreamData(stream_id, payload, size))
         return True
-    # (h2 only measures the payload: a view goes into its DataReceived as it is, for our handlers.)
-    _, stream_events = stream.receive_data(payload, bool(flags & END_STREAM), size)  # type: ignore[arg-type]
-    events += stream_events
-    if flags & END_STREAM:
-        conn.forget_if_closed(stream_id, stream)
+    received = DataReceived(stream_id=stream_id)
+    received.data, received.flow_controlled_length = payload, size  # type: ignore[assignment]
+    received.stream_ended = ended = cast(GrpcStreamStateMachine, machine).end_received()
+    events += (received, ended)
+    conn.forget_if_closed(stream_id, stream)
     return True
 
 

@@ -8,7 +8,8 @@ validation, but each step still runs). :class:`BlockMemo` remembers the outcome
 of all of it for a block that did not change the HPACK table, keyed by the block
 and what the outcome depends on (the stream's side and whether its headers came
 already, END_STREAM, a HEAD request); on a hit only the stream state machine's
-inputs run (h2's own, so states and events are exactly h2's), and the headers,
+inputs run (in one step, :meth:`.GrpcStreamStateMachine.receive_headers`, with
+exactly h2's states and events), and the headers,
 the expected content length and the header list's size are set from memory.
 A block is remembered only once h2 took it without error, so a bad block is
 always judged by h2.
@@ -16,11 +17,13 @@ always judged by h2.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from h2.events import Event, InformationalResponseReceived
-from h2.stream import H2Stream, StreamInputs
+from h2.stream import H2Stream
 from hpack import HeaderTuple
+
+from transport.http2.stream_machine import GrpcStreamStateMachine
 
 if TYPE_CHECKING:
     from transport.http2.connection import GrpcH2Connection
@@ -30,8 +33,6 @@ MEMO_SIZE = 256
 #: Blocks longer than this are not remembered.
 MEMO_MAX_BYTES = 4096
 
-_RECV_HEADERS = StreamInputs.RECV_HEADERS
-_RECV_END_STREAM = StreamInputs.RECV_END_STREAM
 
 
 class _Taken(NamedTuple):
@@ -72,13 +73,8 @@ class BlockMemo:
     def apply(conn: GrpcH2Connection, stream: H2Stream, hit: _Taken, end_stream: bool) -> list[Event]:
         """Receive a remembered block on ``stream``: h2's state inputs, the rest from memory."""
         conn.decoder.header_list_size = hit.list_size
-        machine = stream.state_machine
-        events = machine.process_input(_RECV_HEADERS)
+        events = cast(GrpcStreamStateMachine, stream.state_machine).receive_headers(end_stream)  # both inputs
         first: Any = events[0]
-        if end_stream:
-            ended = machine.process_input(_RECV_END_STREAM)
-            first.stream_ended = ended[0]
-            events += ended
         stream._expected_content_length = hit.content_length
         first.headers = list(hit.headers)
         return events

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from h2.events import Event
+from h2.events import Event, RequestReceived, ResponseReceived, StreamEnded, TrailersReceived
 from h2.exceptions import ProtocolError
-from h2.stream import H2StreamStateMachine, StreamInputs, StreamState, _transitions
+from h2.stream import H2StreamStateMachine, StreamClosedBy, StreamInputs, StreamState, _transitions
 
 #: h2's transition table, keyed by the members' ids.
 _BY_ID: dict[tuple[int, int], Any] = {(id(state), id(input_)): step for (state, input_), step in _transitions.items()}
@@ -44,3 +44,52 @@ class GrpcStreamStateMachine(H2StreamStateMachine):
             self.state = StreamState.CLOSED
             raise ProtocolError(err) from err
         return events
+
+    def receive_headers(self, end_stream: bool) -> list[Event]:
+        """RECV_HEADERS, then RECV_END_STREAM if ``end_stream``: h2's two inputs in one step for the blocks
+        every call receives (a request on a new stream; a response, or trailers, on a client's half-closed
+        one), through :meth:`process_input` for any other. ``test_stream_machine`` checks every case."""
+        state = self.state
+        first: RequestReceived | ResponseReceived | TrailersReceived
+        if state is _IDLE and not self.headers_received and not self.trailers_received:
+            self.client = False  # (h2's request_received)
+            self.headers_received = True
+            self.state = _OPEN
+            first = RequestReceived(stream_id=self.stream_id)
+        elif state is _HALF_CLOSED_LOCAL and (self.headers_received or self.client is True):
+            if not self.headers_received:  # (h2's response_received)
+                self.headers_received = True
+                first = ResponseReceived(stream_id=self.stream_id)
+            elif not self.trailers_received:
+                self.trailers_received = True
+                first = TrailersReceived(stream_id=self.stream_id)
+            else:
+                return self._receive_headers_slowly(end_stream)  # h2 fails it
+        else:
+            return self._receive_headers_slowly(end_stream)
+        if not end_stream:
+            return [first]
+        first.stream_ended = ended = self.end_received()
+        return [first, ended]
+
+    def end_received(self) -> StreamEnded:
+        """RECV_END_STREAM in OPEN or HALF_CLOSED_LOCAL (the caller knows which), in one step: h2's
+        ``stream_half_closed`` or ``stream_ended``."""
+        if self.state is _OPEN:
+            self.state = _HALF_CLOSED_REMOTE
+        else:
+            self.stream_closed_by = StreamClosedBy.RECV_END_STREAM
+            self.state = _CLOSED
+        return StreamEnded(stream_id=self.stream_id)
+
+    def _receive_headers_slowly(self, end_stream: bool) -> list[Event]:
+        events = self.process_input(StreamInputs.RECV_HEADERS)
+        if end_stream:
+            ended = self.process_input(StreamInputs.RECV_END_STREAM)
+            events[0].stream_ended = ended[0]  # type: ignore[attr-defined]
+            events += ended
+        return events
+
+
+_IDLE, _OPEN, _CLOSED = StreamState.IDLE, StreamState.OPEN, StreamState.CLOSED
+_HALF_CLOSED_LOCAL, _HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE
