@@ -40,6 +40,7 @@ from tests.faults.rawclient import (
 )
 from tests.helpers import FAST, greet, wait_until
 from transport import Channel, RpcError, Server, ServerOptions, ServicerContext, StatusCode, unary_unary
+from transport.http2 import DEFAULT_MAX_FRAME_SIZE
 from transport.server.connection import ServerConnection
 
 ECHO = b"/test.Limits/Echo"
@@ -136,7 +137,8 @@ def _held_input(conn: ServerConnection | None) -> int:
     if conn is None:
         return 0
     buffer = conn.h2.incoming_buffer
-    return len(buffer._data) + sum(len(f.data) for f in buffer._headers_buffer)
+    held = len(buffer._data) + sum(len(f.data) for f in buffer._headers_buffer)
+    return held + len(conn._large_frame or b"")  # (a large frame being read into a buffer of its own)
 
 
 def _unsent_output(conn: ServerConnection | None) -> int:
@@ -200,6 +202,30 @@ async def test_oversized_frame_body_is_never_buffered(env: Env) -> None:
     held = max(held, _held_input(conn))
     assert held <= 64 * KIB + 9, f"the server buffered {held} bytes of a frame announcing 16 MiB (sent {sent})"
     assert conn is None or conn.closed
+    await env.assert_serves(server)
+
+
+async def test_a_large_frame_header_alone_does_not_make_the_server_allocate_the_frame(env: Env) -> None:
+    """A DATA frame announcing the largest size we accept (256 KiB), on an open stream, then a trickle: the
+    server holds what was sent, not the announced size; a large frame gets a buffer of its own only once a
+    quarter of it has arrived (at most 4x the bytes sent, never over SETTINGS_MAX_FRAME_SIZE)."""
+    server = await env.start()
+    client = await env.client(server)
+    await wait_until(lambda: server.stats.connections_open == 1, 2, "the connection")
+    conn = _connection(server)
+    assert conn is not None
+    client.send_headers(1, request_headers(ECHO))
+    client.send(frame_header(DEFAULT_MAX_FRAME_SIZE, 0x0, 0x0, 1) + b"\0" * 100)
+    await client.drain()
+    await wait_until(lambda: _held_input(conn) >= 109, 2, "the server to read the trickle")
+    await asyncio.sleep(0.05)
+    assert _held_input(conn) <= 4 * 109, f"the server holds {_held_input(conn)} bytes for 109 sent"
+    client.send(b"\0" * (64 * KIB))
+    await client.drain()
+    sent = 109 + 64 * KIB
+    await wait_until(lambda: _held_input(conn) >= sent, 2, "the server to read 64 KiB more")
+    assert _held_input(conn) <= min(4 * sent, DEFAULT_MAX_FRAME_SIZE + 9)
+    client.close()
     await env.assert_serves(server)
 
 

@@ -37,6 +37,11 @@ class HeaderBlockTooLarge(ProtocolError):
     """A header block grew past :func:`header_block_limit` (a CONTINUATION flood)."""
 
 
+#: A large frame gets its own buffer only once this fraction of it has arrived (1/4: a peer makes us allocate
+#: at most 4x what it sent, and never more than SETTINGS_MAX_FRAME_SIZE; a first 64 KiB read of a 256 KiB frame).
+LARGE_FRAME_AMPLIFICATION = 4
+
+
 class LargeFrame(bytearray):
     """One large frame's bytes, read from the socket straight into a buffer of the frame's size
     (:meth:`BoundedFrameBuffer.take_partial_frame`): the frame buffer adopts it rather than copying it in."""
@@ -69,16 +74,18 @@ class BoundedFrameBuffer(FrameBuffer):
         super().add_data(data)
 
     def take_partial_frame(self, min_length: int) -> tuple[LargeFrame, int] | None:
-        """If all that is buffered is the beginning of one DATA frame of ``min_length`` bytes or more (and
-        within SETTINGS_MAX_FRAME_SIZE), move it into a :class:`LargeFrame` of the whole frame's size and
-        return that with the bytes already in it: the rest can be read into it directly, with no copy into
-        this buffer and no regrowing of it read by read. Else None, and nothing changes."""
+        """If all that is buffered is the beginning of one DATA frame of ``min_length`` bytes or more (within
+        SETTINGS_MAX_FRAME_SIZE, and a quarter of it here), move it into a :class:`LargeFrame` of the whole
+        frame's size and return that with the bytes already in it: the rest can be read into it directly,
+        with no copy into this buffer and no regrowing of it read by read. Else None, and nothing changes."""
         data = self._data
         if len(data) < 9 or data[3] != DATA or self._preamble_len or self._headers_buffer:
             return None
         length = (data[0] << 16) | (data[1] << 8) | data[2]
         if length < min_length or length > self.max_frame_size or len(data) >= 9 + length:
             return None
+        if len(data) * LARGE_FRAME_AMPLIFICATION < 9 + length:
+            return None  # a frame header alone must not make us allocate the whole frame: wait for more of it
         frame = LargeFrame(9 + length)
         frame[: len(data)] = data
         self._data = bytearray()
