@@ -84,7 +84,7 @@ class BoundedFrameBuffer(FrameBuffer):
         length = (data[0] << 16) | (data[1] << 8) | data[2]
         if length < min_length or length > self.max_frame_size or len(data) >= 9 + length:
             return None
-        if len(data) * LARGE_FRAME_AMPLIFICATION < 9 + length:
+        if len(data) * LARGE_FRAME_AMPLIFICATION < length:
             return None  # a frame header alone must not make us allocate the whole frame: wait for more of it
         frame = LargeFrame(9 + length)
         frame[: len(data)] = data
