@@ -15,6 +15,9 @@ from transport.metadata import decode_metadata
 from transport.status import RpcError, StatusCode, status_from_http, status_from_rst
 from transport.wire import percent_decode
 
+#: ``grpc-status`` values as sent, to their code (StatusCode(int(value)) costs an Enum call per call).
+_CODES = {str(int(code)).encode(): code for code in StatusCode}
+
 
 def stream_error(stream: Stream) -> RpcError | None:
     """The status of a stream that has ended (END_STREAM or reset); None for OK."""
@@ -56,10 +59,14 @@ def stream_error(stream: Stream) -> RpcError | None:
             grpc_message = value
     if grpc_status is None:
         return RpcError(StatusCode.UNKNOWN, "server sent no grpc-status")
-    try:
-        code = StatusCode(int(grpc_status))
-    except ValueError:
-        code = StatusCode.UNKNOWN
+    known = _CODES.get(grpc_status)
+    if known is not None:
+        code = known
+    else:  # not one of the 17 spelt plainly ("00", " 0", "99"): as grpc, by its number if it has one
+        try:
+            code = StatusCode(int(grpc_status))
+        except ValueError:
+            code = StatusCode.UNKNOWN
     if code is not StatusCode.OK:
         return RpcError(code, percent_decode(grpc_message), decode_metadata(trailers), decode_metadata(headers))
     if stream.pending:

@@ -97,7 +97,8 @@ def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data:
         or (len(streams) >= limit and conn.open_outbound_streams + 1 > limit)
     ):
         return False
-    conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
+    if conn.state_machine.state is not ConnectionState.CLIENT_OPEN:  # (in CLIENT_OPEN the input changes nothing)
+        conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
     stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
     request_sent(stream.state_machine)
     stream._authority = authority_from_headers(headers)

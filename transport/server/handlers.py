@@ -26,6 +26,10 @@ class Cardinality(enum.Enum):
     STREAM_UNARY = "stream_unary"
     STREAM_STREAM = "stream_stream"
 
+    #: Hashed by identity (the members are singletons): Enum's own hash runs Python code, and every call
+    #: looks its cardinality up (the runner, one request or many).
+    __hash__ = object.__hash__
+
     @property
     def request_streaming(self) -> bool:
         """The client sends a stream of messages (the handler starts at the request headers)."""
