@@ -87,7 +87,9 @@ class MessageDecoder:
                     return [data[PREFIX_SIZE:] if type(data) is bytes else bytes(data[PREFIX_SIZE:])]
                 if length > LARGE_MESSAGE and length + PREFIX_SIZE > len(data):
                     # A large message begins: hold this part as it is, the rest comes frame by frame.
-                    held = memoryview(data)[PREFIX_SIZE:] if stable or type(data) is bytes else bytes(data[PREFIX_SIZE:])
+                    held = (
+                        memoryview(data)[PREFIX_SIZE:] if stable or type(data) is bytes else bytes(data[PREFIX_SIZE:])
+                    )
                     self._body = [held]
                     self._held = len(held)
                     self._missing = length - len(held)

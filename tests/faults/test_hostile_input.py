@@ -32,8 +32,8 @@ from tests.faults.rawclient import (
     request_headers,
 )
 from tests.helpers import FAST, greet
-from transport.http2 import DEFAULT_MAX_FRAME_SIZE
 from transport import Channel, Server, ServerOptions, ServicerContext, StatusCode, unary_unary
+from transport.http2 import DEFAULT_MAX_FRAME_SIZE
 
 ECHO = b"/test.Faults/Echo"
 GATED = b"/test.Faults/Gated"

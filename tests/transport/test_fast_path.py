@@ -103,7 +103,11 @@ def test_same_bytes_and_state_as_h2s_general_path(extra: list[tuple[bytes, bytes
     ("script", "start", "inputs"),
     [
         (request_sent, None, ["SEND_HEADERS", "SEND_DATA", "SEND_END_STREAM"]),
-        (response_sent, ["RECV_HEADERS", "RECV_END_STREAM"], ["SEND_HEADERS", "SEND_DATA", "SEND_HEADERS", "SEND_END_STREAM"]),
+        (
+            response_sent,
+            ["RECV_HEADERS", "RECV_END_STREAM"],
+            ["SEND_HEADERS", "SEND_DATA", "SEND_HEADERS", "SEND_END_STREAM"],
+        ),
     ],
     ids=["request", "response"],
 )

@@ -64,7 +64,9 @@ def _describe(events: list[Any]) -> list[tuple[str, dict[str, str]]]:
     for e in events:
         if isinstance(e, StreamData):
             fields = {"data": e.data, "flow_controlled_length": e.flow_controlled_length, "stream_ended": None}
-            described.append(("DataReceived", {k: repr(v) for k, v in sorted({**fields, "stream_id": e.stream_id}.items())}))
+            described.append(
+                ("DataReceived", {k: repr(v) for k, v in sorted({**fields, "stream_id": e.stream_id}.items())})
+            )
         else:
             described.append((type(e).__name__, {k: repr(v) for k, v in sorted(vars(e).items())}))
     return described

@@ -34,7 +34,6 @@ MEMO_SIZE = 256
 MEMO_MAX_BYTES = 4096
 
 
-
 class _Taken(NamedTuple):
     """What h2 made of a block: valid while the HPACK table and limits are as they were."""
 
