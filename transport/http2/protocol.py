@@ -191,7 +191,8 @@ class H2Protocol(asyncio.BufferedProtocol):
         """Bytes from the peer: feed h2 and dispatch its events.
 
         ``data`` may be a view of the loop's shared read buffer (:mod:`.read_buffer`), valid only during
-        this call: h2's frame buffer copies it in first, and nothing may keep it.
+        this call: h2's frame buffer copies it in first, and nothing may keep it. (A :class:`.LargeFrame`,
+        read into a buffer of its own, is adopted instead.)
         """
         try:
             events = self.h2.receive_data(data)
