@@ -228,10 +228,10 @@ class Stream:
         """Send one message, waiting for the windows and the socket as needed; StreamReset if the stream ends.
 
         The 5-byte prefix goes ahead of ``payload`` into the first frame: the body is never copied
-        into a framed message (for 1 MiB, a fresh 1 MiB allocation and copy per message).
+        into a framed message (for 1 MiB, a fresh 1 MiB allocation and copy per message). The callers on
+        the per-message path try :meth:`try_send_message` first, and come here when it could not send.
         """
-        if not self.try_send_message(payload):
-            await self.send_data(payload, head=message_prefix(len(payload)))
+        await self.send_data(payload, head=message_prefix(len(payload)))
 
     def try_send_message(self, payload: bytes) -> bool:
         """Send one message now if the windows and the socket allow it in one frame, else False, with
