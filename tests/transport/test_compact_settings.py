@@ -45,7 +45,16 @@ def apply(settings: h2.settings.Settings, op: tuple[Any, ...]) -> object:
 
 
 def state(settings: h2.settings.Settings) -> object:
-    return sorted(settings), {k: settings.get(k) for k in KEYS}, len(settings)
+    return sorted(settings), {k: settings.get(k) for k in KEYS}, len(settings), properties(settings)
+
+
+def properties(settings: h2.settings.Settings) -> object:
+    """The properties the fast paths read (ours answer them without the Mapping layers)."""
+    try:
+        window: object = settings.initial_window_size
+    except KeyError as exc:
+        window = type(exc)
+    return window, settings.max_concurrent_streams
 
 
 @given(client=st.booleans(), initial=st.booleans(), ops=OPS)

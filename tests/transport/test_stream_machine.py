@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import h2.config
 import pytest
-from h2.stream import H2StreamStateMachine, StreamInputs, StreamState
+from h2.stream import H2Stream, H2StreamStateMachine, StreamInputs, StreamState
 
+from transport.http2.connection import GrpcH2Stream
 from transport.http2.stream_machine import GrpcStreamStateMachine
 
 
@@ -84,3 +86,17 @@ def test_headers_in_one_step_end_as_h2s_two_inputs_do(end_stream: bool) -> None:
         slow = _headers_outcome(machines[0], end_stream, one_step=False)
         fast = _headers_outcome(machines[1], end_stream, one_step=True)
         assert fast == slow, (state, client, headers_received, trailers_received)
+
+
+@pytest.mark.parametrize("client_side", [True, False])
+def test_a_new_stream_holds_what_h2s_own_constructor_makes(client_side: bool) -> None:
+    """GrpcH2Stream builds h2's H2Stream (and its state machine) inline: the same attributes, the same values."""
+    config = h2.config.H2Configuration(client_side=client_side)
+    ours = GrpcH2Stream(7, config, inbound_window_size=1000, outbound_window_size=2000)
+    theirs = H2Stream(7, config, inbound_window_size=1000, outbound_window_size=2000)
+    assert type(ours.state_machine) is GrpcStreamStateMachine
+    assert vars(ours.state_machine) == vars(theirs.state_machine)
+    assert vars(ours._inbound_window_manager) == vars(theirs._inbound_window_manager)
+    mine = {k: v for k, v in vars(ours).items() if k not in ("state_machine", "_inbound_window_manager")}
+    h2s = {k: v for k, v in vars(theirs).items() if k not in ("state_machine", "_inbound_window_manager")}
+    assert mine == h2s

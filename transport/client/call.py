@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from h2.errors import ErrorCodes
 
@@ -481,8 +481,9 @@ class UnaryUnaryCall(Call, Generic[Response]):
         return _serialize(self.call_details, self._request)
 
     async def _result(self) -> Response:
-        if self._response is not _NO_RESPONSE:
-            return cast(Response, self._response)
+        response: Response = self._response  # (no cast(): it is a call, on every call)
+        if response is not _NO_RESPONSE:
+            return response
         try:
             if self._started:
                 stream = await self._stream_ready()
@@ -506,7 +507,8 @@ class UnaryUnaryCall(Call, Generic[Response]):
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
             raise self._fail(exc) from None
         self._finish(None)
-        return cast(Response, self._response)
+        response = self._response
+        return response
 
     async def _wait_finished(self) -> None:
         if not self._finished:

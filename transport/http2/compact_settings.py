@@ -5,7 +5,8 @@ deque: an empty-ish deque is a 64-slot block, ≈ 760 bytes, and a connection ha
 7 settings each, ≈ 10 KB per connection for what is almost always one int each. :class:`CompactSettings`
 stores the same values, in the same order, in a list (≈ 100 bytes) that answers the two deque methods
 h2 uses (``popleft`` when a change is acknowledged, ``append`` when one is proposed); the behaviour is
-h2's own (h2 4.x: ``Settings._settings`` maps a setting to its values, current first).
+h2's own (h2 4.x: ``Settings._settings`` maps a setting to its values, current first). The two settings
+every new stream reads are answered straight from those values.
 """
 
 from __future__ import annotations
@@ -32,11 +33,41 @@ class CompactSettings(h2.settings.Settings):
         super().__init__(client=client, initial_values=initial_values)
         self._settings = {key: _compact(values) for key, values in self._settings.items()}  # type: ignore[misc]
 
+    # The settings read on every stream, without Settings' Mapping layers (``get`` -> ``__getitem__`` -> the
+    # deque): the current value is the first of its values, None while it was only proposed (h2's KeyError).
+
+    @property
+    def initial_window_size(self) -> int:
+        value = self._settings[_INITIAL_WINDOW_SIZE][0]
+        if value is None:
+            raise KeyError(_INITIAL_WINDOW_SIZE)
+        return value
+
+    @initial_window_size.setter
+    def initial_window_size(self, value: int) -> None:
+        self[_INITIAL_WINDOW_SIZE] = value
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        values = self._settings.get(_MAX_CONCURRENT_STREAMS)
+        value = values[0] if values else None
+        return _UNLIMITED_STREAMS if value is None else value
+
+    @max_concurrent_streams.setter
+    def max_concurrent_streams(self, value: int) -> None:
+        self[_MAX_CONCURRENT_STREAMS] = value
+
     def __setitem__(self, key: SettingCodes | int, value: int) -> None:
         super().__setitem__(key, value)  # validates; appends, or adds a deque for a setting not seen yet
         values: object = self._settings[key]
         if not isinstance(values, SettingValues):
             self._settings[key] = _compact(self._settings[key])  # type: ignore[assignment]
+
+
+_INITIAL_WINDOW_SIZE = SettingCodes.INITIAL_WINDOW_SIZE
+_MAX_CONCURRENT_STREAMS = SettingCodes.MAX_CONCURRENT_STREAMS
+#: What h2 reads for MAX_CONCURRENT_STREAMS when it was never set (no limit).
+_UNLIMITED_STREAMS = 2**32 + 1
 
 
 def _compact(values: Iterable[int | None]) -> SettingValues:

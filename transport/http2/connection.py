@@ -24,8 +24,9 @@ from h2.events import (
     ResponseReceived,
     TrailersReceived,
 )
-from h2.exceptions import ProtocolError, StreamClosedError, StreamIDTooLowError
-from h2.stream import H2Stream, StreamClosedBy
+from h2.exceptions import NoAvailableStreamIDError, ProtocolError, StreamClosedError, StreamIDTooLowError
+from h2.stream import H2Stream, StreamClosedBy, StreamState
+from h2.windows import WindowManager
 from hyperframe.exceptions import InvalidPaddingError
 from hyperframe.frame import (
     Frame,
@@ -43,6 +44,8 @@ from transport.http2.frame_buffer import BoundedFrameBuffer, header_block_limit
 from transport.http2.header_memo import BlockMemo
 from transport.http2.hpack_memo import MemoDecoder, MemoEncoder, validated
 from transport.http2.stream_machine import GrpcStreamStateMachine
+
+_new_machine = object.__new__
 
 #: Bytes of the control answers the flood guard counts (9-byte frame header + payload).
 _PING_ACK_BYTES = 17
@@ -146,12 +149,14 @@ class GrpcH2Connection(H2Connection):
 
     def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
         super().__init__(config)
+        #: ``config.client_side``, read per frame (the config's options are descriptors).
+        self.client_side: bool = self.config.client_side
         self.encoder = MemoEncoder()
         self.decoder = MemoDecoder()
         self.decoder.max_header_list_size = self.DEFAULT_MAX_HEADER_LIST_SIZE
         self._validation_memo: dict[Any, list[Any]] = {}
         self.incoming_buffer: BoundedFrameBuffer = BoundedFrameBuffer(
-            server=not self.config.client_side,
+            server=not self.client_side,
             max_header_block=lambda: header_block_limit(self.decoder.max_header_list_size),
         )
         #: The server's limits on control frames (None: none, as on the client).
@@ -161,7 +166,7 @@ class GrpcH2Connection(H2Connection):
         #: A flood bound was crossed: all further input is dropped.
         self.calmed = False
         #: The connection state in which streams run (what the fast paths require).
-        self.open_state = ConnectionState.CLIENT_OPEN if self.config.client_side else ConnectionState.SERVER_OPEN
+        self.open_state = ConnectionState.CLIENT_OPEN if self.client_side else ConnectionState.SERVER_OPEN
         #: Header blocks received before and what h2 made of them (:mod:`.header_memo`).
         self.block_memo = BlockMemo()
         #: Streams held at which :meth:`prune_closed_streams` next looks for closed ones.
@@ -267,7 +272,7 @@ class GrpcH2Connection(H2Connection):
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> H2Stream:
         """h2's ``_begin_new_stream`` (4.4.1), building our :class:`GrpcH2Stream` (h2 offers no factory)
         and without its three debug-log calls (their arguments were built for every stream)."""
-        outbound = stream_id % 2 == int(self.config.client_side)
+        outbound = stream_id % 2 == int(self.client_side)
         highest_stream_id = self.highest_outbound_stream_id if outbound else self.highest_inbound_stream_id
         if stream_id <= highest_stream_id:
             raise StreamIDTooLowError(stream_id, highest_stream_id)
@@ -288,6 +293,15 @@ class GrpcH2Connection(H2Connection):
         else:
             self.highest_inbound_stream_id = stream_id
         return stream
+
+    def get_next_available_stream_id(self) -> int:
+        """h2's (4.4.1) without its debug-log call per stream."""
+        highest = self.highest_outbound_stream_id
+        next_stream_id = highest + 2 if highest else 1 if self.client_side else 2
+        if next_stream_id > self.HIGHEST_ALLOWED_STREAM_ID:
+            msg = "Exhausted allowed stream IDs"
+            raise NoAvailableStreamIDError(msg)
+        return next_stream_id
 
     def send_request(self, stream_id: int, headers: list[tuple[bytes, bytes]], data: bytes) -> bool:
         """Open a stream with ``headers`` and end it with ``data`` in one step (:mod:`.fast_path`);
@@ -483,9 +497,25 @@ class GrpcH2Stream(H2Stream):
 
     validation_memo: dict[Any, list[Any]]
 
-    def __init__(self, stream_id: int, config: h2.config.H2Configuration, **windows: int) -> None:
-        super().__init__(stream_id, config, **windows)
-        self.state_machine.__class__ = GrpcStreamStateMachine  # same state, quicker process_input
+    def __init__(
+        self, stream_id: int, config: h2.config.H2Configuration, inbound_window_size: int, outbound_window_size: int
+    ) -> None:
+        # h2's H2Stream.__init__ and H2StreamStateMachine.__init__ (4.4.1, pinned), inlined: the same attributes
+        # with the same values (``test_stream_machine`` compares them), on the quicker state machine.
+        machine = self.state_machine = _new_machine(GrpcStreamStateMachine)
+        machine.state = StreamState.IDLE
+        machine.stream_id = stream_id
+        machine.client = machine.headers_sent = machine.trailers_sent = None
+        machine.headers_received = machine.trailers_received = machine.stream_closed_by = None
+        self.stream_id = stream_id
+        self.max_outbound_frame_size = None
+        self.request_method = None
+        self.outbound_flow_control_window = outbound_window_size
+        self._inbound_window_manager = WindowManager(inbound_window_size)
+        self._expected_content_length = None
+        self._actual_content_length = 0
+        self._authority = None
+        self.config = config
 
     def _process_received_headers(self, headers: Any, header_validation_flags: Any, header_encoding: Any) -> Any:
         process = super()._process_received_headers

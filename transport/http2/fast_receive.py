@@ -29,14 +29,13 @@ state inputs applied in one step (``GrpcStreamStateMachine.end_received``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState, _decode_headers
 from h2.events import DataReceived, Event
 from h2.stream import StreamState
 
 from transport.http2.fast_path import END_HEADERS, END_STREAM, PADDED, PRIORITY
-from transport.http2.stream_machine import GrpcStreamStateMachine
 
 if TYPE_CHECKING:
     from transport.http2.connection import GrpcH2Connection
@@ -96,7 +95,7 @@ def data_frame(
         return True
     received = DataReceived(stream_id=stream_id)
     received.data, received.flow_controlled_length = payload, size  # type: ignore[assignment]
-    received.stream_ended = ended = cast(GrpcStreamStateMachine, machine).end_received()
+    received.stream_ended = ended = machine.end_received()  # type: ignore[attr-defined]  # GrpcStreamStateMachine
     events += (received, ended)
     conn.forget_if_closed(stream_id, stream)
     return True
@@ -109,7 +108,7 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
         return False
     state = conn.state_machine.state
     stream = conn.streams.get(stream_id)
-    if conn.config.client_side:
+    if conn.client_side:
         if state is not conn.open_state or stream is None or stream.state_machine.state not in _PEER_SENDING:
             return False
     else:
@@ -139,7 +138,7 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
         stream_events = memo.apply(conn, stream, hit, end_stream)
     else:
         assert headers is not None
-        if conn.config.client_side:
+        if conn.client_side:
             _, stream_events = stream.receive_headers(headers, end_stream, conn.config.header_encoding)
         else:
             stream_events = conn.receive_request_headers(stream, headers, end_stream)

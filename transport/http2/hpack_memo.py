@@ -137,8 +137,11 @@ class MemoEncoder(Encoder):
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         table = self.header_table
-        if table.resized or not isinstance(headers, list) or any(type(h) is not tuple for h in headers):
+        if table.resized or type(headers) is not list:
             return super().encode(headers, huffman)
+        for header in headers:  # (a loop, not any(): no generator per call)
+            if type(header) is not tuple:
+                return super().encode(headers, huffman)
         key = (tuple(headers), huffman)
         version = table.version
         hit = self._memo.get(key)
