@@ -226,8 +226,14 @@ class Call:
             request = self._request_bytes()
             if request is not None:
                 self._request_data = encode_message(request)
-            stream = await self._open()
-            await self._send_request(stream)
+            if self._channel.interceptor_chain is None:  # (what _open does then, without its coroutine)
+                await self._attempt(self.call_details)
+                stream = self._stream
+                assert stream is not None
+            else:
+                stream = await self._open()
+            if not stream.local_ended:
+                await self._send_request(stream)
         except asyncio.CancelledError:
             self._fail(asyncio.CancelledError())
             raise
@@ -273,7 +279,10 @@ class Call:
         except ValueError as exc:
             raise RpcError(StatusCode.INTERNAL, str(exc)) from exc
         while True:
-            subchannel, conn, done = await channel.pick(details, self._deadline)
+            picked = channel.pick(details, self._deadline)
+            if not isinstance(picked, tuple):  # the pick must wait (the hot path makes no coroutine for it)
+                picked = await picked
+            subchannel, conn, done = picked
             stats = subchannel.stats
             stats.calls_started += 1
             stats.calls_in_flight += 1

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
@@ -32,6 +32,9 @@ from transport.connectivity import ConnectivityState
 from transport.http2 import DEFAULT_WINDOW_SIZE
 from transport.status import RpcError, StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
+
+#: One attempt's pick: the subchannel, its connection, and the pick's ``done`` (None: nothing to tell).
+Picked = tuple[Subchannel, ClientConnection, Callable[[StatusCode], None] | None]
 
 log = logging.getLogger(__name__)
 
@@ -321,12 +324,11 @@ class Channel:
         if not stats.calls_in_flight:
             self._idle.set()
 
-    async def pick(
-        self, details: CallDetails, deadline: float | None
-    ) -> tuple[Subchannel, ClientConnection, Callable[[StatusCode], None] | None]:
-        """The subchannel (and its connection) for one attempt of a call, and the pick's ``done``.
+    def pick(self, details: CallDetails, deadline: float | None) -> Picked | Coroutine[Any, Any, Picked]:
+        """The subchannel (and its connection) for one attempt of a call, and the pick's ``done``; or, when
+        the pick cannot take the call now, a coroutine to ``await`` for it (the hot path makes none).
 
-        Waits for a new picker while the policy queues calls (or, with
+        That waits for a new picker while the policy queues calls (or, with
         ``wait_for_ready``, while it fails them), bounded by ``deadline``.
         """
         if self._closed:
@@ -342,7 +344,12 @@ class Channel:
             sc = picked.subchannel
             if isinstance(sc, Subchannel) and (conn := sc.connection) is not None and conn.usable:
                 return sc, conn, picked.done
-        picked, sc, conn = await self._wait_for_pick(info, picked, deadline, details.wait_for_ready)
+        return self._pick_later(info, picked, deadline, details.wait_for_ready)
+
+    async def _pick_later(
+        self, info: PickInfo, unusable: PickResult | None, deadline: float | None, wait_for_ready: bool
+    ) -> Picked:
+        picked, sc, conn = await self._wait_for_pick(info, unusable, deadline, wait_for_ready)
         return sc, conn, picked.done
 
     async def _wait_for_pick(

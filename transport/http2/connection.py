@@ -9,6 +9,7 @@ and remembers header work (:mod:`.hpack_memo`).
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,6 +47,7 @@ from transport.http2.hpack_memo import MemoDecoder, MemoEncoder, validated
 from transport.http2.stream_machine import GrpcStreamStateMachine
 
 _new_machine = object.__new__
+_set_item = collections.OrderedDict.__setitem__
 
 #: Bytes of the control answers the flood guard counts (9-byte frame header + payload).
 _PING_ACK_BYTES = 17
@@ -352,9 +354,14 @@ class GrpcH2Connection(H2Connection):
 
     def forget_if_closed(self, stream_id: int, stream: H2Stream) -> None:
         """``stream`` just ended on one side: if it is closed, move it out of the table as h2's scan would."""
-        if stream.closed:
+        machine = stream.state_machine
+        if machine.state is StreamState.CLOSED:  # (stream.closed, stream.closed_by: h2's properties, inlined)
             del self.streams[stream_id]
-            self._closed_streams[stream_id] = stream.closed_by
+            closed: Any = self._closed_streams  # h2's SizeLimitDict (an OrderedDict)
+            # h2's SizeLimitDict.__setitem__, without its two Python calls: set, then drop the oldest over the limit.
+            _set_item(closed, stream_id, machine.stream_closed_by)
+            if len(closed) > closed._size_limit:
+                closed.popitem(last=False)
 
     # --- header blocks ----------------------------------------------------
 

@@ -77,6 +77,9 @@ class BlockMemo:
         first: Any = events[0]
         stream._expected_content_length = hit.content_length
         first.headers = list(hit.headers)
+        # The owner may key what it made of these headers (a server's routing) by this record's identity: the
+        # same record comes back for every block that decodes to them while the HPACK table stays as it is.
+        first.taken = hit
         return events
 
     def remember(self, conn: GrpcH2Connection, key: Key, version: int, stream: H2Stream, events: list[Event]) -> None:

@@ -203,7 +203,9 @@ class Stream:
     async def wait_closed(self) -> None:
         """Wait for the end of the stream (END_STREAM from the peer, or a reset)."""
         while not (self.remote_ended or self.error is not None):
-            await self.wait_for_data()
+            waiter = self.conn.loop.create_future()  # (wait_for_data, without its coroutine)
+            self._waiters.append(waiter)
+            await waiter
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while (message := await self.recv_message()) is not None:

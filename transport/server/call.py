@@ -265,7 +265,7 @@ class ServerCall:
         if self._deadline_timer is not None:
             self._deadline_timer.cancel()
             self._deadline_timer = None
-        if self.handler.cardinality.request_streaming:
+        if self.handler.request_streaming:
             # A handler may be waiting for requests: end them (finished from outside, e.g. abort()).
             self._cancel_task()
             self.stream.on_reset(None, "call finished")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import h2.events
 import h2.exceptions
@@ -24,7 +24,7 @@ from transport.http2 import (
 from transport.http2.stream import Stream
 from transport.server.call import ServerCall
 from transport.server.goaway import GracefulGoaway
-from transport.server.handlers import Cardinality
+from transport.server.handlers import Cardinality, MethodHandler
 from transport.server.keepalive import ConnectionKeepalive
 from transport.server.reset_guard import ResetGuard
 from transport.status import RpcError, StatusCode
@@ -41,6 +41,8 @@ LINGER = 5.0
 ABORT_LINGER = 1.0
 #: The same wait for an idle connection shed at the connection cap: others wait for its place.
 SHED_LINGER = 0.5
+#: Routes a connection remembers by the header memo's records (cleared when full; the memo holds 256 blocks).
+ROUTES_HELD = 64
 #: Methods that take exactly one request message: a second one is an error at once.
 _ONE_REQUEST = frozenset({Cardinality.UNARY_UNARY, Cardinality.UNARY_STREAM})
 
@@ -62,6 +64,8 @@ class ServerConnection(H2Protocol):
         #: The accept loop that let this connection in (told when it closes).
         self.acceptor: Acceptor | None = server.acceptor
         self.calls: dict[int, ServerCall] = {}
+        #: Request headers routed before, by the identity of the header memo's record of them (:meth:`_on_request`).
+        self._routes: dict[int, _Route] = {}
         self.server_headers = server.response_headers
         #: The server's list itself: a hook added later applies here too.
         self.trailer_hooks = server.trailer_hooks
@@ -185,41 +189,20 @@ class ServerConnection(H2Protocol):
                 self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         headers = event.headers
-        pseudo: dict[bytes, bytes] = {}
-        for name, value in headers:
-            if name in _INTERESTING:
-                pseudo[name] = value
-        content_type = pseudo.get(b"content-type", b"")
-        if not content_type.startswith(b"application/grpc"):
-            self._respond_http(stream_id, 415, b"Unsupported Media Type: gRPC needs content-type application/grpc\n")
-            return
-        if pseudo.get(b":method") != b"POST":
-            self._respond_http(stream_id, 405, b"Method Not Allowed: gRPC uses POST\n")
-            return
-        if pseudo.get(b"te") != b"trailers":
-            self._trailers_only(stream_id, StatusCode.INTERNAL, "missing 'te: trailers' request header")
-            return
-        path = pseudo.get(b":path", b"").decode("utf-8", "replace")
-        handler = self.server.methods.get(path) or self.server.lookup_generic(path)
-        if handler is None:
-            self._trailers_only(stream_id, StatusCode.UNIMPLEMENTED, f"Method not found: {path}")
-            return
-        timeout = None
-        raw_timeout = pseudo.get(b"grpc-timeout")
-        if raw_timeout is not None:
-            try:
-                timeout = decode_timeout(raw_timeout)
-            except ValueError as exc:
-                self._trailers_only(stream_id, StatusCode.INTERNAL, str(exc))
-                return
-        encoding = pseudo.get(b"grpc-encoding")
-        if encoding is not None and encoding != b"identity":
-            self._trailers_only(
-                stream_id,
-                StatusCode.UNIMPLEMENTED,
-                f"grpc-encoding {encoding.decode('ascii', 'replace')!r} is not supported (only identity)",
-            )
-            return
+        # Headers the memo took (header_memo: the same record for the same headers) are routed once.
+        taken = getattr(event, "taken", None)
+        route = self._routes.get(id(taken)) if taken is not None else None
+        if route is not None and route.taken is taken and self.server.methods.get(route.path) is route.handler:
+            path, handler, timeout = route.path, route.handler, route.timeout
+        else:
+            routed = self._route(stream_id, headers)
+            if routed is None:
+                return  # answered with the error
+            path, handler, timeout, from_table = routed
+            if taken is not None and from_table:  # (a generic handler may answer differently next time)
+                if len(self._routes) >= ROUTES_HELD:
+                    self._routes.clear()
+                self._routes[id(taken)] = _Route(taken, path, handler, timeout)
         stream = Stream(self, stream_id, self.server.options.max_receive_message_length)
         call = ServerCall(self, stream, path, handler, headers, timeout)
         if not self.calls and self._keepalive is not None:
@@ -227,8 +210,53 @@ class ServerConnection(H2Protocol):
         self.calls[stream_id] = call
         self.server.stats.call_started()
         self._reset_guard.stream_opened()
-        if handler.cardinality.request_streaming:
+        if handler.request_streaming:
             call.start(None)  # reads its requests as they arrive
+
+    def _route(
+        self, stream_id: int, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[str, MethodHandler, float | None, bool] | None:
+        """The method a request's headers ask for: path, handler, timeout, and whether the handler is the
+        server's own (not a generic one's); None, having answered with the error, when they do not make one."""
+        pseudo: dict[bytes, bytes] = {}
+        for name, value in headers:
+            if name in _INTERESTING:
+                pseudo[name] = value
+        content_type = pseudo.get(b"content-type", b"")
+        if not content_type.startswith(b"application/grpc"):
+            self._respond_http(stream_id, 415, b"Unsupported Media Type: gRPC needs content-type application/grpc\n")
+            return None
+        if pseudo.get(b":method") != b"POST":
+            self._respond_http(stream_id, 405, b"Method Not Allowed: gRPC uses POST\n")
+            return None
+        if pseudo.get(b"te") != b"trailers":
+            self._trailers_only(stream_id, StatusCode.INTERNAL, "missing 'te: trailers' request header")
+            return None
+        path = pseudo.get(b":path", b"").decode("utf-8", "replace")
+        handler = self.server.methods.get(path)
+        from_table = handler is not None
+        if handler is None:
+            handler = self.server.lookup_generic(path)
+        if handler is None:
+            self._trailers_only(stream_id, StatusCode.UNIMPLEMENTED, f"Method not found: {path}")
+            return None
+        timeout = None
+        raw_timeout = pseudo.get(b"grpc-timeout")
+        if raw_timeout is not None:
+            try:
+                timeout = decode_timeout(raw_timeout)
+            except ValueError as exc:
+                self._trailers_only(stream_id, StatusCode.INTERNAL, str(exc))
+                return None
+        encoding = pseudo.get(b"grpc-encoding")
+        if encoding is not None and encoding != b"identity":
+            self._trailers_only(
+                stream_id,
+                StatusCode.UNIMPLEMENTED,
+                f"grpc-encoding {encoding.decode('ascii', 'replace')!r} is not supported (only identity)",
+            )
+            return None
+        return path, handler, timeout, from_table
 
     def _on_data(self, event: h2.events.DataReceived | StreamData) -> None:
         call = self.calls.get(event.stream_id)
@@ -483,6 +511,15 @@ class ServerConnection(H2Protocol):
             task.cancel()
         self._goaway.finalize()  # closes via _maybe_close once the replies' tasks are gone
         self._maybe_close()
+
+
+class _Route(NamedTuple):
+    """What a request's headers were routed to, for the header memo's record ``taken`` of them."""
+
+    taken: object
+    path: str
+    handler: MethodHandler
+    timeout: float | None
 
 
 _INTERESTING = frozenset({b":method", b":path", b"content-type", b"te", b"grpc-timeout", b"grpc-encoding"})

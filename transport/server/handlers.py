@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -58,6 +58,11 @@ class MethodHandler:
     fn: Callable[..., Any]
     request_deserializer: Deserializer = _identity
     response_serializer: Serializer = _identity
+    #: ``cardinality.request_streaming``, read on every call (a property of an Enum member is a call).
+    request_streaming: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "request_streaming", self.cardinality.request_streaming)
 
 
 def unary_unary(
