@@ -9,15 +9,19 @@ state left behind (stream states, flow-control windows, HPACK tables).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import h2.config
 import h2.events
 import pytest
 from h2.connection import H2Connection
 from h2.stream import H2StreamStateMachine, StreamInputs
+from h2.utilities import authority_from_headers, extract_method_header
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.helpers import REQUEST_HEADERS
-from transport.http2 import GrpcH2Connection
+from transport.http2 import GrpcH2Connection, fast_path
 from transport.http2.fast_path import request_sent, response_sent
 from transport.http2.stream_machine import GrpcStreamStateMachine
 
@@ -202,3 +206,16 @@ def test_steps_aside_at_the_peers_stream_limit() -> None:
     assert client.send_request(1, REQUEST_HEADERS, REQUEST)
     assert not client.send_request(3, REQUEST_HEADERS, REQUEST)
     assert 3 not in client.streams
+
+
+_NAMES = st.sampled_from([b":authority", b":method", b":path", b"te", ":authority", ":method", "x-str"])
+_VALUES = st.sampled_from([b"POST", b"GET", b"a.example:80", b"", "str-value"])
+
+
+@given(st.lists(st.tuples(_NAMES, _VALUES), max_size=8))
+def test_authority_and_method_are_what_h2_finds(headers: list[tuple[Any, Any]]) -> None:
+    """One pass for both (the request path), the first of each as h2's two helpers find them."""
+    assert fast_path._authority_and_method(headers) == (
+        authority_from_headers(headers),
+        extract_method_header(headers),
+    )

@@ -85,7 +85,8 @@ def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data:
     """Open ``stream_id`` with request ``headers`` and end it with ``data`` (client side)."""
     size = len(data)
     streams = conn.streams
-    conn.prune_closed_streams()
+    if len(streams) >= conn._prune_at:
+        conn.prune_closed_streams()
     limit = conn.remote_settings.max_concurrent_streams
     if (
         conn.state_machine.state not in _CLIENT_CAN_OPEN
@@ -101,15 +102,43 @@ def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data:
         conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
     stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
     request_sent(stream.state_machine)
-    stream._authority = authority_from_headers(headers)
-    stream.request_method = extract_method_header(headers)
+    stream._authority, stream.request_method = _authority_and_method(headers)
     block = conn.encoder.encode(headers)
     stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
-    conn._data_to_send += header_frames(stream_id, block, False, conn.max_outbound_frame_size) + frame(
-        DATA, END_STREAM, stream_id, data
-    )
+    n = len(block)
+    if n <= conn.max_outbound_frame_size:  # header_frames() + frame(), in one step for the usual shape
+        pack = FRAME_HEADER.pack
+        conn._data_to_send += (
+            pack(n >> 8, n & 0xFF, HEADERS, END_HEADERS, stream_id)
+            + block
+            + pack(size >> 8, size & 0xFF, DATA, END_STREAM, stream_id)
+            + data
+        )
+    else:
+        conn._data_to_send += header_frames(stream_id, block, False, conn.max_outbound_frame_size) + frame(
+            DATA, END_STREAM, stream_id, data
+        )
     return True
+
+
+def _authority_and_method(headers: Headers) -> tuple[bytes | None, bytes | None]:
+    """h2's ``authority_from_headers`` and ``extract_method_header`` in one pass, stopping once both are
+    found (the first of each, as h2's); h2's own two for anything but bytes."""
+    authority = method = None
+    for name, value in headers:
+        if type(name) is not bytes or type(value) is not bytes:
+            return authority_from_headers(headers), extract_method_header(headers)
+        if name == b":authority":
+            if authority is None:
+                authority = value
+                if method is not None:
+                    break
+        elif name == b":method" and method is None:
+            method = value
+            if authority is not None:
+                break
+    return authority, method
 
 
 def send_response(conn: GrpcH2Connection, stream_id: int, headers: Headers, data: bytes, trailers: Headers) -> bool:
@@ -135,9 +164,23 @@ def send_response(conn: GrpcH2Connection, stream_id: int, headers: Headers, data
         return False
     max_frame = conn.max_outbound_frame_size
     response_sent(stream.state_machine)
-    out = header_frames(stream_id, conn.encoder.encode(headers), False, max_frame)
-    out += frame(DATA, 0, stream_id, data)
-    out += header_frames(stream_id, conn.encoder.encode(trailers), True, max_frame)
+    encode = conn.encoder.encode
+    block, end = encode(headers), encode(trailers)
+    n, m = len(block), len(end)
+    if n <= max_frame and m <= max_frame:  # the header_frames() and frame() below, in one step
+        pack = FRAME_HEADER.pack
+        out = (
+            pack(n >> 8, n & 0xFF, HEADERS, END_HEADERS, stream_id)
+            + block
+            + pack(size >> 8, size & 0xFF, DATA, 0, stream_id)
+            + data
+            + pack(m >> 8, m & 0xFF, HEADERS, END_HEADERS | END_STREAM, stream_id)
+            + end
+        )
+    else:
+        out = header_frames(stream_id, block, False, max_frame)
+        out += frame(DATA, 0, stream_id, data)
+        out += header_frames(stream_id, end, True, max_frame)
     stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
     conn._data_to_send += out

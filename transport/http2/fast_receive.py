@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState, _decode_headers
 from h2.events import DataReceived, Event
+from h2.exceptions import FlowControlError
 from h2.stream import StreamState
 
 from transport.http2.fast_path import END_HEADERS, END_STREAM, PADDED, PRIORITY
@@ -56,6 +57,8 @@ class StreamData(Event):
         self.flow_controlled_length = flow_controlled_length
 
 
+#: h2's message when a window goes below 0.
+_SHRUNK = "Flow control window shrunk below 0"
 #: Stream states in which the peer may still send (RECV_DATA / RECV_HEADERS are valid).
 _PEER_SENDING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
@@ -75,7 +78,10 @@ def data_frame(
         return False
     # (OPEN, RECV_DATA) leaves the connection's state as it is, with no event: nothing to apply.
     size = len(payload)
-    conn._inbound_flow_control_window_manager.window_consumed(size)
+    window = conn._inbound_flow_control_window_manager  # (its window_consumed, inlined: the same error)
+    window.current_window_size -= size
+    if window.current_window_size < 0:
+        raise FlowControlError(_SHRUNK)
     machine = stream.state_machine
     end_stream = bool(flags & END_STREAM)
     if not machine.headers_received or not (conn.stream_data or end_stream):
@@ -88,8 +94,13 @@ def data_frame(
         return True
     # h2's H2Stream.receive_data, in one step: (OPEN or HALF_CLOSED_LOCAL, RECV_DATA) keeps the state and
     # makes only the event; then the windows, the body length (h2's check), and END_STREAM's input.
-    stream._inbound_window_manager.window_consumed(size)
-    stream._track_content_length(size, end_stream)
+    window = stream._inbound_window_manager
+    window.current_window_size -= size
+    if window.current_window_size < 0:
+        raise FlowControlError(_SHRUNK)
+    stream._actual_content_length += size  # h2's _track_content_length: the count, and its check if a length was set
+    if stream._expected_content_length is not None:
+        stream._track_content_length(0, end_stream)
     if not end_stream:
         events.append(StreamData(stream_id, payload, size))
         return True
