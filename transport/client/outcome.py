@@ -35,20 +35,23 @@ def stream_error(stream: Stream) -> RpcError | None:
             return RpcError(StatusCode.UNAVAILABLE, error.reason)
         return RpcError(status_from_rst(error.error_code), error.reason)
     headers = stream.headers or []
-    http_status = b""
-    content_type = b""
-    for name, value in headers:
-        if name == b":status":
-            http_status = value
-        elif name == b"content-type":
-            content_type = value
-    if http_status != b"200":
-        code = status_from_http(int(http_status)) if http_status.isdigit() else StatusCode.UNKNOWN
-        return RpcError(code, f"server answered HTTP {http_status.decode('ascii', 'replace') or '(none)'}, not gRPC")
-    if not content_type.startswith(b"application/grpc"):
-        return RpcError(
-            StatusCode.UNKNOWN, f"server answered content-type {content_type.decode('ascii', 'replace')!r}, not gRPC"
-        )
+    if stream.discard_data or stream.headers is None:  # (else the connection found HTTP 200 and gRPC's content-type)
+        http_status = b""
+        content_type = b""
+        for name, value in headers:
+            if name == b":status":
+                http_status = value
+            elif name == b"content-type":
+                content_type = value
+        if http_status != b"200":
+            code = status_from_http(int(http_status)) if http_status.isdigit() else StatusCode.UNKNOWN
+            reason = http_status.decode("ascii", "replace") or "(none)"
+            return RpcError(code, f"server answered HTTP {reason}, not gRPC")
+        if not content_type.startswith(b"application/grpc"):
+            return RpcError(
+                StatusCode.UNKNOWN,
+                f"server answered content-type {content_type.decode('ascii', 'replace')!r}, not gRPC",
+            )
     trailers = stream.trailers if stream.trailers is not None else headers
     grpc_status = None
     grpc_message = b""

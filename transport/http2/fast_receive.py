@@ -126,7 +126,8 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
         opens = state is conn.open_state or state is ConnectionState.IDLE
         if not opens or stream is not None or stream_id % 2 == 0 or stream_id <= conn.highest_inbound_stream_id:
             return False
-        conn.prune_closed_streams()
+        if len(conn.streams) >= conn._prune_at:
+            conn.prune_closed_streams()
         # Open streams ≤ streams held: below the limit no count is needed (at it, h2's path counts and refuses).
         if len(conn.streams) >= conn.local_settings.max_concurrent_streams:
             return False
@@ -154,7 +155,10 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
         else:
             stream_events = conn.receive_request_headers(stream, headers, end_stream)
         memo.remember(conn, key, version, stream, stream_events)
-    events += conn.check_header_list_size(stream_id, stream_events)
+    decoder = conn.decoder
+    if decoder.header_list_size > decoder.max_header_list_size:  # (check_header_list_size's test, inlined)
+        stream_events = conn.check_header_list_size(stream_id, stream_events)
+    events += stream_events
     if end_stream:
         conn.forget_if_closed(stream_id, stream)
     return True

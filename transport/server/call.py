@@ -284,7 +284,13 @@ async def _run_unary_unary(call: ServerCall, request: bytes | None) -> None:
     except BaseException as exc:  # noqa: BLE001 - every outcome becomes a status
         _failed(call, exc)
         return
-    await _send_unary(call, payload)
+    try:
+        if call.send_unary_response(payload):  # (the fast path of _send_unary, without its coroutine)
+            return
+    except (asyncio.CancelledError, StreamReset, ConnectionClosed):
+        call.on_reset()
+        return
+    await _send_unary_slowly(call, payload)
 
 
 async def _run_stream_unary(call: ServerCall, request: bytes | None) -> None:
@@ -305,6 +311,15 @@ async def _send_unary(call: ServerCall, payload: bytes) -> None:
             call.finish_normally()
     except (asyncio.CancelledError, StreamReset, ConnectionClosed):
         call.on_reset()  # the client reset the stream or the connection went away meanwhile
+
+
+async def _send_unary_slowly(call: ServerCall, payload: bytes) -> None:
+    """:func:`_send_unary` once the one-step answer could not be sent: the message under flow control."""
+    try:
+        await call.send_message(payload)
+        call.finish_normally()
+    except (asyncio.CancelledError, StreamReset, ConnectionClosed):
+        call.on_reset()
 
 
 async def _run_unary_stream(call: ServerCall, request: bytes | None) -> None:
