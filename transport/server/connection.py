@@ -421,7 +421,7 @@ class ServerConnection(H2Protocol):
     # --- calls and shutdown -----------------------------------------------
 
     def call_finished(self, call: ServerCall, code: StatusCode) -> None:
-        if self.calls.pop(call.stream_id, None) is not None:
+        if self.calls.pop(call.stream.stream_id, None) is not None:
             self.server.stats.call_finished(code, call.method)
         if not self.calls:
             self.idle_since = self.loop.time()
