@@ -54,6 +54,9 @@ def properties(settings: h2.settings.Settings) -> object:
         window: object = settings.initial_window_size
     except KeyError as exc:
         window = type(exc)
+    if isinstance(settings, CompactSettings):  # its plain attributes say the same
+        assert (settings.initial_window if settings.initial_window is not None else KeyError) == window
+        assert settings.max_streams == settings.max_concurrent_streams
     return window, settings.max_concurrent_streams
 
 
@@ -75,3 +78,16 @@ def test_a_setting_holds_a_short_list_not_a_deque() -> None:
     ours_bytes = sum(sys.getsizeof(v) for v in ours._settings.values())
     h2_bytes = sum(sys.getsizeof(v) for v in h2s._settings.values())
     assert ours_bytes * 4 < h2_bytes, (ours_bytes, h2_bytes)
+
+
+@given(client=st.booleans(), ops=OPS)
+def test_compact_settings_made_of_h2s_answer_the_same(client: bool, ops: list[tuple[Any, ...]]) -> None:
+    """``CompactSettings.of``: what a GrpcH2Connection makes of the Settings h2's constructor built."""
+    h2s = h2.settings.Settings(client=client, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: 100})
+    for op in ops[: len(ops) // 2]:
+        apply(h2s, op)
+    ours = CompactSettings.of(h2s)
+    assert state(ours) == state(h2s)
+    for op in ops[len(ops) // 2 :]:
+        assert apply(ours, op) == apply(h2s, op), op
+        assert state(ours) == state(h2s), op

@@ -24,6 +24,7 @@ from h2.settings import SettingCodes
 
 from tests.helpers import REQUEST_HEADERS
 from transport.http2 import GrpcH2Connection, MalformedRequest, StreamData
+from transport.http2.compact_settings import CompactSettings
 from transport.http2.connection import HeaderListTooLarge, StreamRefused
 from transport.http2.fast_path import END_HEADERS, HEADERS, frame
 
@@ -47,7 +48,7 @@ def _ours(client_side: bool, fast: bool, max_streams: int | None = None) -> Grpc
     conn = GrpcH2Connection(_config(client_side))
     conn.fast_receive = conn.stream_data = fast
     if max_streams is not None:
-        conn.local_settings = h2.settings.Settings(
+        conn.local_settings = CompactSettings(
             client=client_side, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: max_streams}
         )
     conn.initiate_connection()

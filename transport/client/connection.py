@@ -141,7 +141,7 @@ class ClientConnection(H2Protocol):
     def has_stream_slot(self) -> bool:
         """A new stream stays within the server's SETTINGS_MAX_CONCURRENT_STREAMS."""
         h2c = self.h2
-        limit = h2c.remote_settings.max_concurrent_streams
+        limit = h2c.remote_settings.max_streams
         # open ≤ len(streams): below the limit, leave the O(streams) count (and its
         # clean-up of closed streams) to the send itself, which does it anyway.
         return len(h2c.streams) < limit or h2c.open_outbound_streams < limit

@@ -29,9 +29,39 @@ class SettingValues(list[int | None]):
 class CompactSettings(h2.settings.Settings):
     """``h2.settings.Settings`` with :class:`SettingValues` for its per-setting deques."""
 
+    #: The current INITIAL_WINDOW_SIZE (None where h2's property raises KeyError: only proposed, or deleted)
+    #: and MAX_CONCURRENT_STREAMS, as plain attributes for the per-stream paths; kept equal to the
+    #: properties on every change (``test_compact_settings`` checks it).
+    initial_window: int | None
+    max_streams: int
+
     def __init__(self, client: bool = True, initial_values: dict[SettingCodes, int] | None = None) -> None:
         super().__init__(client=client, initial_values=initial_values)
         self._settings = {key: _compact(values) for key, values in self._settings.items()}  # type: ignore[misc]
+        self._refresh()
+
+    @classmethod
+    def of(cls, settings: h2.settings.Settings) -> CompactSettings:
+        """The same settings (values, proposals and side) as h2's ``settings``, held compactly."""
+        compact = cls.__new__(cls)
+        compact.__dict__.update(vars(settings))
+        compact._settings = {key: _compact(values) for key, values in settings._settings.items()}  # type: ignore[misc]
+        compact._refresh()
+        return compact
+
+    def _refresh(self) -> None:
+        values = self._settings.get(_INITIAL_WINDOW_SIZE)
+        self.initial_window = values[0] if values else None
+        self.max_streams = self.max_concurrent_streams
+
+    def acknowledge(self) -> dict[SettingCodes | int, h2.settings.ChangedSetting]:
+        changed = super().acknowledge()
+        self._refresh()
+        return changed
+
+    def __delitem__(self, key: SettingCodes | int) -> None:
+        super().__delitem__(key)
+        self._refresh()
 
     # The settings read on every stream, without Settings' Mapping layers (``get`` -> ``__getitem__`` -> the
     # deque): the current value is the first of its values, None while it was only proposed (h2's KeyError).
@@ -62,6 +92,7 @@ class CompactSettings(h2.settings.Settings):
         values: object = self._settings[key]
         if not isinstance(values, SettingValues):
             self._settings[key] = _compact(self._settings[key])  # type: ignore[assignment]
+        self._refresh()
 
 
 _INITIAL_WINDOW_SIZE = SettingCodes.INITIAL_WINDOW_SIZE

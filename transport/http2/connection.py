@@ -40,6 +40,7 @@ from hyperframe.frame import (
 )
 
 from transport.http2 import fast_path, fast_receive
+from transport.http2.compact_settings import CompactSettings
 from transport.http2.flood_guard import FloodGuard
 from transport.http2.frame_buffer import BoundedFrameBuffer, header_block_limit
 from transport.http2.header_memo import BlockMemo
@@ -153,6 +154,9 @@ class GrpcH2Connection(H2Connection):
         super().__init__(config)
         #: ``config.client_side``, read per frame (the config's options are descriptors).
         self.client_side: bool = self.config.client_side
+        # The same settings, held compactly, with the per-stream ones as plain attributes (:mod:`.compact_settings`).
+        self.local_settings: CompactSettings = CompactSettings.of(self.local_settings)
+        self.remote_settings: CompactSettings = CompactSettings.of(self.remote_settings)
         self.encoder = MemoEncoder()
         self.decoder = MemoDecoder()
         self.decoder.max_header_list_size = self.DEFAULT_MAX_HEADER_LIST_SIZE
@@ -284,8 +288,8 @@ class GrpcH2Connection(H2Connection):
         stream = GrpcH2Stream(
             stream_id,
             config=self.config,
-            inbound_window_size=self.local_settings.initial_window_size,
-            outbound_window_size=self.remote_settings.initial_window_size,
+            inbound_window_size=self.local_settings.initial_window,  # type: ignore[arg-type]  # (always set)
+            outbound_window_size=self.remote_settings.initial_window,  # type: ignore[arg-type]
         )
         stream.validation_memo = self._validation_memo
         stream.max_outbound_frame_size = self.max_outbound_frame_size

@@ -87,13 +87,14 @@ def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data:
     streams = conn.streams
     if len(streams) >= conn._prune_at:
         conn.prune_closed_streams()
-    limit = conn.remote_settings.max_concurrent_streams
+    settings = conn.remote_settings
+    limit = settings.max_streams
     if (
         conn.state_machine.state not in _CLIENT_CAN_OPEN
         or stream_id in streams
         or size > conn.max_outbound_frame_size
         or size > conn.outbound_flow_control_window
-        or size > conn.remote_settings.initial_window_size
+        or size > settings.initial_window  # type: ignore[operator]  # (always set: h2's default at least)
         # Open streams ≤ streams held (a client holds only its own): count them only at the limit.
         or (len(streams) >= limit and conn.open_outbound_streams + 1 > limit)
     ):

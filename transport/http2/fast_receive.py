@@ -129,7 +129,7 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
         if len(conn.streams) >= conn._prune_at:
             conn.prune_closed_streams()
         # Open streams ≤ streams held: below the limit no count is needed (at it, h2's path counts and refuses).
-        if len(conn.streams) >= conn.local_settings.max_concurrent_streams:
+        if len(conn.streams) >= conn.local_settings.max_streams:
             return False
     # Committed: from here on this is the frame's only processing (the HPACK table moves on decoding).
     end_stream = bool(flags & END_STREAM)
