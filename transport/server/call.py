@@ -284,13 +284,8 @@ async def _run_unary_unary(call: ServerCall, request: bytes | None) -> None:
     except BaseException as exc:  # noqa: BLE001 - every outcome becomes a status
         _failed(call, exc)
         return
-    try:
-        if call.send_unary_response(payload):  # (the fast path of _send_unary, without its coroutine)
-            return
-    except (asyncio.CancelledError, StreamReset, ConnectionClosed):
-        call.on_reset()
-        return
-    await _send_unary_slowly(call, payload)
+    if not _answer_now(call, payload):  # (the hot path: no coroutine for sending)
+        await _send_unary_slowly(call, payload)
 
 
 async def _run_stream_unary(call: ServerCall, request: bytes | None) -> None:
@@ -301,20 +296,21 @@ async def _run_stream_unary(call: ServerCall, request: bytes | None) -> None:
     except BaseException as exc:  # noqa: BLE001
         _failed(call, exc)
         return
-    await _send_unary(call, payload)
+    if not _answer_now(call, payload):
+        await _send_unary_slowly(call, payload)
 
 
-async def _send_unary(call: ServerCall, payload: bytes) -> None:
+def _answer_now(call: ServerCall, payload: bytes) -> bool:
+    """Headers, the one response and OK trailers in one step if the windows allow; False: send it slowly."""
     try:
-        if not call.send_unary_response(payload):
-            await call.send_message(payload)
-            call.finish_normally()
+        return call.send_unary_response(payload)
     except (asyncio.CancelledError, StreamReset, ConnectionClosed):
         call.on_reset()  # the client reset the stream or the connection went away meanwhile
+        return True
 
 
 async def _send_unary_slowly(call: ServerCall, payload: bytes) -> None:
-    """:func:`_send_unary` once the one-step answer could not be sent: the message under flow control."""
+    """The one response under flow control (the one-step answer could not be sent), then the status."""
     try:
         await call.send_message(payload)
         call.finish_normally()
