@@ -6,12 +6,12 @@ deque: an empty-ish deque is a 64-slot block, ≈ 760 bytes, and a connection ha
 stores the same values, in the same order, in a list (≈ 100 bytes) that answers the two deque methods
 h2 uses (``popleft`` when a change is acknowledged, ``append`` when one is proposed); the behaviour is
 h2's own (h2 4.x: ``Settings._settings`` maps a setting to its values, current first). The two settings
-every new stream reads are answered straight from those values.
+every new stream reads are also kept as plain attributes, refreshed on every change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import h2.settings
 from h2.settings import SettingCodes
@@ -37,21 +37,25 @@ class CompactSettings(h2.settings.Settings):
 
     def __init__(self, client: bool = True, initial_values: dict[SettingCodes, int] | None = None) -> None:
         super().__init__(client=client, initial_values=initial_values)
-        self._settings = {key: _compact(values) for key, values in self._settings.items()}  # type: ignore[misc]
-        self._refresh()
+        self._compact_all(self._settings)
 
     @classmethod
     def of(cls, settings: h2.settings.Settings) -> CompactSettings:
         """The same settings (values, proposals and side) as h2's ``settings``, held compactly."""
         compact = cls.__new__(cls)
         compact.__dict__.update(vars(settings))
-        compact._settings = {key: _compact(values) for key, values in settings._settings.items()}  # type: ignore[misc]
-        compact._refresh()
+        compact._compact_all(settings._settings)
         return compact
 
+    def _compact_all(self, settings: Mapping[SettingCodes | int, Iterable[int | None]]) -> None:
+        self._settings = {key: _compact(values) for key, values in settings.items()}  # type: ignore[misc]
+        self._refresh()
+
     def _refresh(self) -> None:
-        values = self._settings.get(_INITIAL_WINDOW_SIZE)
-        self.initial_window = values[0] if values else None
+        try:
+            self.initial_window = self.initial_window_size
+        except KeyError:
+            self.initial_window = None
         self.max_streams = self.max_concurrent_streams
 
     def acknowledge(self) -> dict[SettingCodes | int, h2.settings.ChangedSetting]:
@@ -63,42 +67,12 @@ class CompactSettings(h2.settings.Settings):
         super().__delitem__(key)
         self._refresh()
 
-    # The settings read on every stream, without Settings' Mapping layers (``get`` -> ``__getitem__`` -> the
-    # deque): the current value is the first of its values, None while it was only proposed (h2's KeyError).
-
-    @property
-    def initial_window_size(self) -> int:
-        value = self._settings[_INITIAL_WINDOW_SIZE][0]
-        if value is None:
-            raise KeyError(_INITIAL_WINDOW_SIZE)
-        return value
-
-    @initial_window_size.setter
-    def initial_window_size(self, value: int) -> None:
-        self[_INITIAL_WINDOW_SIZE] = value
-
-    @property
-    def max_concurrent_streams(self) -> int:
-        values = self._settings.get(_MAX_CONCURRENT_STREAMS)
-        value = values[0] if values else None
-        return _UNLIMITED_STREAMS if value is None else value
-
-    @max_concurrent_streams.setter
-    def max_concurrent_streams(self, value: int) -> None:
-        self[_MAX_CONCURRENT_STREAMS] = value
-
     def __setitem__(self, key: SettingCodes | int, value: int) -> None:
         super().__setitem__(key, value)  # validates; appends, or adds a deque for a setting not seen yet
         values: object = self._settings[key]
         if not isinstance(values, SettingValues):
             self._settings[key] = _compact(self._settings[key])  # type: ignore[assignment]
         self._refresh()
-
-
-_INITIAL_WINDOW_SIZE = SettingCodes.INITIAL_WINDOW_SIZE
-_MAX_CONCURRENT_STREAMS = SettingCodes.MAX_CONCURRENT_STREAMS
-#: What h2 reads for MAX_CONCURRENT_STREAMS when it was never set (no limit).
-_UNLIMITED_STREAMS = 2**32 + 1
 
 
 def _compact(values: Iterable[int | None]) -> SettingValues:
