@@ -29,6 +29,17 @@ def encode_message(message: bytes) -> bytes:
     return _PREFIX.pack(0, len(message)) + message
 
 
+def one_message(data: bytes, max_length: int) -> bytes | None:
+    """The message ``data`` holds, when it is exactly one whole, uncompressed message within ``max_length``
+    (a unary call's DATA frame); None for anything else, which :class:`MessageDecoder` then judges."""
+    if len(data) < PREFIX_SIZE:
+        return None
+    flag, length = _PREFIX.unpack_from(data)
+    if flag or length > max_length or length + PREFIX_SIZE != len(data):
+        return None
+    return data[PREFIX_SIZE:]
+
+
 #: A message longer than this that is not whole in one feed is held piece by piece (one copy when whole).
 LARGE_MESSAGE = 64 * 1024
 #: Pieces of a held body shorter than this are copied together, so that a body sent in many tiny

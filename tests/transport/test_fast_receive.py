@@ -23,7 +23,7 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
 from tests.helpers import REQUEST_HEADERS
-from transport.http2 import GrpcH2Connection, MalformedRequest, StreamData
+from transport.http2 import GrpcH2Connection, MalformedRequest, StreamData, UnaryRequest, UnaryResponse
 from transport.http2.compact_settings import CompactSettings
 from transport.http2.connection import HeaderListTooLarge, StreamRefused
 from transport.http2.fast_path import END_HEADERS, HEADERS, frame
@@ -46,7 +46,7 @@ def _config(client_side: bool, validate: bool = True) -> h2.config.H2Configurati
 
 def _ours(client_side: bool, fast: bool, max_streams: int | None = None) -> GrpcH2Connection:
     conn = GrpcH2Connection(_config(client_side))
-    conn.fast_receive = conn.stream_data = fast
+    conn.fast_receive = conn.stream_data = conn.unary_exchanges = fast
     if max_streams is not None:
         conn.local_settings = CompactSettings(
             client=client_side, initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: max_streams}
@@ -65,7 +65,7 @@ def _describe(events: list[Any]) -> list[tuple[str, dict[str, str]]]:
     (``taken``, the memo's record a header event was made from, is ours: h2's events have no such field.)
     """
     described = []
-    for e in events:
+    for e in _h2_events(events):
         if isinstance(e, StreamData):
             fields = {"data": e.data, "flow_controlled_length": e.flow_controlled_length, "stream_ended": None}
             described.append(
@@ -75,6 +75,11 @@ def _describe(events: list[Any]) -> list[tuple[str, dict[str, str]]]:
             fields = {k: repr(v) for k, v in sorted(vars(e).items()) if k != "taken"}
             described.append((type(e).__name__, fields))
     return described
+
+
+def _h2_events(events: list[Any]) -> list[Any]:
+    """``events`` with each whole unary request or response as the events h2 reports for its frames."""
+    return [h for e in events for h in (e.h2_events() if isinstance(e, (UnaryRequest, UnaryResponse)) else [e])]
 
 
 def _state(conn: GrpcH2Connection) -> tuple[object, ...]:
@@ -256,6 +261,8 @@ def test_server_receives_as_h2_does(case: str, split: int) -> None:
         assert StreamRefused in kinds
     if case == "streaming-trailers-ping":
         assert sum(isinstance(e, StreamData) for e in events) == 5, "the messages before each stream's end"
+    if case == "unary":  # each request whose header block was seen before (not the first two), as one event
+        assert sum(isinstance(e, UnaryRequest) for e in events) == (3 if split == 0 else 0)
 
 
 def test_server_finds_the_header_list_too_large_as_h2_does() -> None:
@@ -348,7 +355,9 @@ def test_client_receives_as_h2_does(case: str, split: int) -> None:
     # The next calls on the same connection (the HPACK table moved on) still match.
     sids = _open(fast, general, peer, 3)
     _answers(peer, sids)
-    _feed_both(fast, general, peer.data_to_send(), split)
+    events = _feed_both(fast, general, peer.data_to_send(), split)
+    if split == 0:  # each response in one read whose blocks were seen before, as one event
+        assert sum(isinstance(e, UnaryResponse) for e in events) == (3 if case == "unary" else 2)
 
 
 def test_client_drops_frames_for_a_stream_it_reset_as_h2_does() -> None:

@@ -15,12 +15,14 @@ from collections.abc import Callable
 import h2.events
 from h2.errors import ErrorCodes
 
-from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol, HeaderListTooLarge, StreamData
+from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol, HeaderListTooLarge, StreamData, UnaryResponse
 from transport.http2.stream import Stream
 from transport.status import RpcError, StatusCode
-from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, encode_timeout
+from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, encode_timeout, one_message
 
 USER_AGENT = b"rpcviz-python/0.1"
+#: Response headers a connection remembers its verdict on (cleared when full; the memo holds 256 blocks).
+VERDICTS_HELD = 64
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -97,9 +99,12 @@ class ClientConnection(H2Protocol):
             (b"content-type", b"application/grpc"),
             (b"user-agent", USER_AGENT),
         ]
-        self.h2.stream_data = True
+        #: Response headers judged before (gRPC or not), by the identity of the header memo's record of them.
+        self._verdicts: dict[int, tuple[object, bool]] = {}
+        self.h2.stream_data = self.h2.unary_exchanges = True
         self._handlers.update(
             {
+                UnaryResponse: self._on_unary_response,
                 h2.events.ResponseReceived: self._on_headers,
                 h2.events.TrailersReceived: self._on_trailers,
                 h2.events.DataReceived: self._on_data,
@@ -193,17 +198,49 @@ class ClientConnection(H2Protocol):
         if not self.ready.done():
             self.ready.set_result(None)
 
+    def _on_unary_response(self, event: UnaryResponse) -> None:
+        """A whole unary response (:mod:`.unary_receive`): the stream ends with its headers, its message
+        and its trailers in one step; anything else (a stream we forgot, an answer that is not gRPC, a
+        message the decoder must judge) takes h2's events one by one."""
+        stream_id = event.stream_id
+        stream = self.streams.get(stream_id)
+        if stream is not None and self._grpc_response(event):
+            message = one_message(event.data, self._max_length)
+            if message is not None:
+                del self.streams[stream_id]
+                self.acknowledge_connection_data(event.flow_controlled_length)
+                stream.on_unary_response(event.headers, message, event.trailers)
+                self._stream_closed()
+                return
+        handlers = self._handlers
+        for h2_event in event.h2_events():
+            handlers[type(h2_event)](h2_event)
+
+    def _grpc_response(self, event: h2.events.ResponseReceived | UnaryResponse) -> bool:
+        """HTTP 200 with a gRPC content type: only such a response's body is parsed (any other's HTTP status
+        becomes the call's). Headers the header memo took are judged once (the same record, the same headers)."""
+        taken = getattr(event, "taken", None)
+        if taken is not None:
+            known = self._verdicts.get(id(taken))
+            if known is not None and known[0] is taken:
+                return known[1]
+        status = content_type = b""
+        for name, value in event.headers:
+            if name == b":status":
+                status = value
+            elif name == b"content-type":
+                content_type = value
+        verdict = status == b"200" and content_type.startswith(b"application/grpc")
+        if taken is not None:
+            if len(self._verdicts) >= VERDICTS_HELD:
+                self._verdicts.clear()
+            self._verdicts[id(taken)] = (taken, verdict)
+        return verdict
+
     def _on_headers(self, event: h2.events.ResponseReceived) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is not None:
-            status = content_type = b""
-            for name, value in event.headers:
-                if name == b":status":
-                    status = value
-                elif name == b"content-type":
-                    content_type = value
-            # Only a gRPC response's body is parsed; any other's HTTP status becomes the call's status.
-            stream.discard_data = not (status == b"200" and content_type.startswith(b"application/grpc"))
+            stream.discard_data = not self._grpc_response(event)
             stream.on_headers(event.headers)
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:

@@ -17,6 +17,7 @@ from transport.http2.protocol import (
     ConnectionClosed,
     H2Protocol,
 )
+from transport.http2.unary_receive import UnaryRequest, UnaryResponse
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -33,4 +34,6 @@ __all__ = [
     "MalformedRequest",
     "StreamData",
     "StreamRefused",
+    "UnaryRequest",
+    "UnaryResponse",
 ]

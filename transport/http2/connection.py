@@ -39,7 +39,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from transport.http2 import fast_path, fast_receive
+from transport.http2 import fast_path, fast_receive, unary_receive
 from transport.http2.compact_settings import CompactSettings
 from transport.http2.flood_guard import FloodGuard
 from transport.http2.frame_buffer import BoundedFrameBuffer, header_block_limit
@@ -149,6 +149,10 @@ class GrpcH2Connection(H2Connection):
     #: Report a DATA frame in the middle of a stream as :class:`.StreamData`, not as h2's ``DataReceived``
     #: (:mod:`.fast_receive`): for owners that handle both (ours do).
     stream_data = False
+    #: Report a unary request (server) or response (client) whose frames arrive together as one
+    #: :class:`.UnaryRequest` / :class:`.UnaryResponse` (:mod:`.unary_receive`): for owners that handle
+    #: them (ours do). Needs :attr:`stream_data`.
+    unary_exchanges = False
 
     def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
         super().__init__(config)
@@ -212,10 +216,14 @@ class GrpcH2Connection(H2Connection):
         return events
 
     def _receive_frames(self, buffer: BoundedFrameBuffer, events: list[Event]) -> None:
-        """Every whole frame buffered, in order: each DATA or HEADERS frame the fast path takes
-        (:mod:`.fast_receive`), any other through h2's frame buffer and dispatch, one at a time."""
+        """Every whole frame buffered, in order: a unary request's or response's frames together in one step
+        (:mod:`.unary_receive`), each other DATA or HEADERS frame the fast path takes (:mod:`.fast_receive`),
+        any other through h2's frame buffer and dispatch, one at a time."""
         max_frame = buffer.max_frame_size
         data_frame, headers_frame = fast_receive.data_frame, fast_receive.headers_frame
+        exchange = None  # a whole unary request or response in one step, when the owner takes them
+        if self.unary_exchanges:
+            exchange = unary_receive.response if self.client_side else unary_receive.request
         unpack_header = fast_path.FRAME_HEADER.unpack_from
         while True:
             data = buffer._data
@@ -239,6 +247,11 @@ class GrpcH2Connection(H2Connection):
                                 payload = bytes(view[pos + 9 : end])
                             taken = data_frame(self, stream_id, flags, payload, events)
                         elif kind == fast_path.HEADERS:
+                            if exchange is not None:
+                                exchange_end = exchange(self, view, (pos, end, n, max_frame), stream_id, flags, events)
+                                if exchange_end:
+                                    pos = exchange_end
+                                    continue
                             taken = headers_frame(self, stream_id, flags, bytes(view[pos + 9 : end]), events)
                         else:
                             taken = False

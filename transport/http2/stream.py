@@ -131,6 +131,14 @@ class Stream:
         if self._waiters:
             self._wake()
 
+    def on_unary_response(self, headers: Headers, message: bytes, trailers: Headers) -> None:
+        """A unary call's whole answer at once: its headers, its one message (already decoded), its
+        trailers and END_STREAM (:class:`.UnaryResponse`); the connection gave its window back."""
+        self.headers, self.trailers = headers, trailers
+        self._messages.append(message)
+        self.remote_ended = True
+        self._wake()
+
     def on_end(self) -> None:
         """END_STREAM from the peer."""
         self.remote_ended = True

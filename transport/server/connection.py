@@ -20,6 +20,7 @@ from transport.http2 import (
     MalformedRequest,
     StreamData,
     StreamRefused,
+    UnaryRequest,
 )
 from transport.http2.stream import Stream
 from transport.server.call import ServerCall
@@ -28,7 +29,7 @@ from transport.server.handlers import Cardinality, MethodHandler
 from transport.server.keepalive import ConnectionKeepalive
 from transport.server.reset_guard import ResetGuard
 from transport.status import RpcError, StatusCode
-from transport.wire import decode_timeout, percent_encode
+from transport.wire import decode_timeout, one_message, percent_encode
 
 if TYPE_CHECKING:
     from transport.server.acceptor import Acceptor
@@ -64,7 +65,7 @@ class ServerConnection(H2Protocol):
         #: The accept loop that let this connection in (told when it closes).
         self.acceptor: Acceptor | None = server.acceptor
         self.calls: dict[int, ServerCall] = {}
-        #: Request headers routed before, by the identity of the header memo's record of them (:meth:`_on_request`).
+        #: Request headers routed before, by the identity of the header memo's record of them (:meth:`_open_call`).
         self._routes: dict[int, _Route] = {}
         self.server_headers = server.response_headers
         #: The server's list itself: a hook added later applies here too.
@@ -85,9 +86,10 @@ class ServerConnection(H2Protocol):
         self._linger_timer: asyncio.TimerHandle | None = None
         #: How long the half-closed connection waits for the client (shorter after abort()).
         self._linger = LINGER
-        self.h2.stream_data = True
+        self.h2.stream_data = self.h2.unary_exchanges = True
         self._handlers.update(
             {
+                UnaryRequest: self._on_unary_request,
                 h2.events.RequestReceived: self._on_request,
                 h2.events.DataReceived: self._on_data,
                 StreamData: self._on_data,  # DATA mid-stream (h2.stream_data)
@@ -178,16 +180,36 @@ class ServerConnection(H2Protocol):
 
     # --- events -----------------------------------------------------------
 
+    def _on_unary_request(self, event: UnaryRequest) -> None:
+        """A whole unary request (:mod:`.unary_receive`): a handler that takes one message starts with it
+        at once; anything else (a streaming handler, a message the decoder must judge, a request refused)
+        takes the request's data and end as h2 reports them, one by one."""
+        call = self._open_call(event)
+        if call is not None and not call.handler.request_streaming:
+            request = one_message(event.data, self.server.options.max_receive_message_length)
+            if request is not None:
+                self.acknowledge_connection_data(event.flow_controlled_length)
+                call.stream.remote_ended = True
+                call.start(request)
+                return
+        _, received, ended = event.h2_events()
+        self._on_data(received)  # type: ignore[arg-type]  # (h2_events: RequestReceived, DataReceived, StreamEnded)
+        self._on_stream_ended(ended)  # type: ignore[arg-type]
+
     def _on_request(self, event: h2.events.RequestReceived) -> None:
+        self._open_call(event)
+
+    def _open_call(self, event: h2.events.RequestReceived | UnaryRequest) -> ServerCall | None:
+        """A request's headers: the call they ask for, or None when they were answered with an error."""
         if self._half_closed:
-            return  # we are closing: the rest of this read is ignored
+            return None  # we are closing: the rest of this read is ignored
         stream_id = event.stream_id
         goaway = self._goaway
         if goaway is not None and goaway.last_stream_id is not None and stream_id > goaway.last_stream_id:
             # Sent after our final GOAWAY: not processed, so the client may retry it elsewhere.
             if self._stream_open(stream_id):
                 self.h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
-            return
+            return None
         headers = event.headers
         # Headers the memo took (header_memo: the same record for the same headers) are routed once.
         taken = getattr(event, "taken", None)
@@ -197,7 +219,7 @@ class ServerConnection(H2Protocol):
         else:
             routed = self._route(stream_id, headers)
             if routed is None:
-                return  # answered with the error
+                return None  # answered with the error
             path, handler, timeout, from_table = routed
             if taken is not None and from_table:  # (a generic handler may answer differently next time)
                 if len(self._routes) >= ROUTES_HELD:
@@ -212,6 +234,7 @@ class ServerConnection(H2Protocol):
         self._reset_guard.stream_opened()
         if handler.request_streaming:
             call.start(None)  # reads its requests as they arrive
+        return call
 
     def _route(
         self, stream_id: int, headers: list[tuple[bytes, bytes]]
