@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from h2.errors import ErrorCodes
@@ -34,8 +34,8 @@ from transport.wire import encode_message
 
 if TYPE_CHECKING:
     from transport.address import Address
-    from transport.client.channel import Channel
-    from transport.client.subchannel import Subchannel
+    from transport.client.channel import Channel, Picked
+    from transport.client.subchannel import Subchannel, SubchannelStats
 
 log = logging.getLogger(__name__)
 
@@ -226,12 +226,23 @@ class Call:
             request = self._request_bytes()
             if request is not None:
                 self._request_data = encode_message(request)
-            if self._channel.interceptor_chain is None:  # (what _open does then, without its coroutine)
-                await self._attempt(self.call_details)
-                stream = self._stream
-                assert stream is not None
-            else:
-                stream = await self._open()
+            # (what _open does without interceptors, without its coroutine)
+            waiting = self._attempt_now(self.call_details) if self._channel.interceptor_chain is None else self._open()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
+            raise self._fail(exc) from None
+        return await self._finish_opening(waiting)
+
+    def _start_now(self) -> Stream | Coroutine[Any, Any, Stream]:
+        """Start the call's stream: a coroutine to await for it (a unary call's opens it in this step)."""
+        return self._start_stream()
+
+    async def _finish_opening(self, waiting: Coroutine[Any, Any, Any] | None) -> Stream:
+        """The rest of opening the first attempt: wait for it (``waiting``), then send what its stream did not."""
+        try:
+            if waiting is not None:
+                await waiting
+            stream = self._stream
+            assert stream is not None
             if not stream.local_ended:
                 await self._send_request(stream)
         except asyncio.CancelledError:
@@ -267,6 +278,13 @@ class Call:
 
     async def _attempt(self, details: CallDetails) -> None:
         """Pick a subchannel and open a stream on it (sending the whole request when it is known)."""
+        waiting = self._attempt_now(details)
+        if waiting is not None:
+            await waiting
+
+    def _attempt_now(self, details: CallDetails) -> Coroutine[Any, Any, None] | None:
+        """:meth:`_attempt` in this step when the pick takes the call and its connection has a stream slot:
+        None once the stream is open; else a coroutine to await for the rest (the hot path makes none)."""
         channel = self._channel
         if self._finished:
             raise self._error or RpcError(StatusCode.CANCELLED, "cancelled by the client")
@@ -278,33 +296,60 @@ class Call:
             metadata = encode_metadata(details.metadata) if details.metadata else []
         except ValueError as exc:
             raise RpcError(StatusCode.INTERNAL, str(exc)) from exc
+        picked: Picked | Coroutine[Any, Any, Picked] | None = channel.pick(details, self._deadline)
+        if isinstance(picked, tuple) and picked[1].has_stream_slot:
+            if self._open_on(picked, details, metadata, counted=False):
+                return None
+            picked = None  # that connection is going away: pick again
+        return self._attempt_later(details, metadata, picked)
+
+    async def _attempt_later(
+        self, details: CallDetails, metadata: list[tuple[bytes, bytes]], picked: Picked | Awaitable[Picked] | None
+    ) -> None:
+        """The rest of an attempt: wait for the pick (``picked``; None: pick again) and a stream slot, then open."""
         while True:
-            picked = channel.pick(details, self._deadline)
-            if not isinstance(picked, tuple):  # the pick must wait (the hot path makes no coroutine for it)
+            if picked is None:
+                picked = self._channel.pick(details, self._deadline)
+            if not isinstance(picked, tuple):
                 picked = await picked
             subchannel, conn, done = picked
             stats = subchannel.stats
             stats.calls_started += 1
             stats.calls_in_flight += 1
-            try:
-                if not conn.has_stream_slot:
+            if not conn.has_stream_slot:
+                try:
                     await conn.wait_stream_slot(self._deadline)
-                headers = conn.request_headers(details.method.encode(), metadata, self._deadline)
-                stream = conn.open_stream(headers, self._request_data)
-            except StreamNotProcessed:
-                stats.calls_started -= 1  # the server never saw it
-                stats.calls_in_flight -= 1
-                if done is not None:
-                    _run_done(done, StatusCode.UNAVAILABLE)
-                continue  # that connection is going away: pick again
-            except BaseException as exc:
-                stats.calls_in_flight -= 1
-                stats.calls_failed += 1
-                if done is not None:
-                    _run_done(done, exc.code if isinstance(exc, RpcError) else StatusCode.CANCELLED)
-                raise
-            break
+                except BaseException as exc:
+                    _attempt_failed(stats, done, exc)
+                    raise
+            if self._open_on(picked, details, metadata, counted=True):
+                return
+            picked = None  # that connection is going away: pick again
+
+    def _open_on(
+        self, picked: Picked, details: CallDetails, metadata: list[tuple[bytes, bytes]], *, counted: bool
+    ) -> bool:
+        """Open the attempt's stream on the picked connection (``counted``: its subchannel already counts the
+        call); False when that connection takes no new stream, the pick then ended as UNAVAILABLE."""
+        subchannel, conn, done = picked
+        stats = subchannel.stats
+        if not counted:
+            stats.calls_started += 1
+            stats.calls_in_flight += 1
+        try:
+            headers = conn.request_headers(details.method.encode(), metadata, self._deadline)
+            stream = conn.open_stream(headers, self._request_data)
+        except StreamNotProcessed:
+            stats.calls_started -= 1  # the server never saw it
+            stats.calls_in_flight -= 1
+            if done is not None:
+                _run_done(done, StatusCode.UNAVAILABLE)
+            return False
+        except BaseException as exc:
+            _attempt_failed(stats, done, exc)
+            raise
         self._stream, self._conn, self._subchannel, self._pick_done = stream, conn, subchannel, done
+        return True
 
     async def _retry(self) -> Stream | None:
         """Attempt again (transparent retry: once, and only if nothing would be lost); the new stream."""
@@ -333,8 +378,8 @@ class Call:
         self._judging = True
         try:
             while True:
-                if not stream.closed:
-                    await stream.wait_closed()
+                while not (stream.remote_ended or stream.error is not None):  # (wait_closed, without its coroutine)
+                    await stream.arrival()
                 error = stream_error(stream)
                 if isinstance(error, StreamNotProcessed):
                     retried = await self._retry()
@@ -441,6 +486,14 @@ class Call:
         self._finish(error)
 
 
+def _attempt_failed(stats: SubchannelStats, done: Callable[[StatusCode], None] | None, exc: BaseException) -> None:
+    """An attempt failed before its stream opened: counted as failed, and its pick told."""
+    stats.calls_in_flight -= 1
+    stats.calls_failed += 1
+    if done is not None:
+        _run_done(done, exc.code if isinstance(exc, RpcError) else StatusCode.CANCELLED)
+
+
 def _run_done(done: Callable[[StatusCode], None], code: StatusCode) -> None:
     """Tell the picker how its pick ended; a failing callback is logged and changes nothing."""
     try:
@@ -489,6 +542,23 @@ class UnaryUnaryCall(Call, Generic[Response]):
     def _request_bytes(self) -> bytes | None:
         return _serialize(self.call_details, self._request)
 
+    def _start_now(self) -> Stream | Coroutine[Any, Any, Stream]:
+        """The hot path: the stream opened and the whole request sent in this step when nothing must be
+        waited for (no interceptors, a pick that takes the call, a stream slot, a request that fits the
+        windows); else a coroutine to await for the rest."""
+        if self._channel.interceptor_chain is not None:
+            return self._start_stream()
+        self._started = True
+        try:
+            self._request_data = encode_message(_serialize(self.call_details, self._request))
+            waiting = self._attempt_now(self.call_details)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
+            raise self._fail(exc) from None
+        stream = self._stream
+        if waiting is None and stream is not None and stream.local_ended:
+            return stream
+        return self._finish_opening(waiting)
+
     async def _result(self) -> Response:
         response: Response = self._response  # (no cast(): it is a call, on every call)
         if response is not _NO_RESPONSE:
@@ -497,7 +567,8 @@ class UnaryUnaryCall(Call, Generic[Response]):
             if self._started:
                 stream = await self._stream_ready()
             else:  # the hot path: no Task, the whole call runs in this await
-                stream = await self._start_stream()
+                opened = self._start_now()
+                stream = opened if isinstance(opened, Stream) else await opened
             stream, error = await self._outcome(stream)
             if self._finished and self._error is not None:
                 raise self._error
@@ -550,6 +621,9 @@ class _StreamingRequests(Call, Generic[Request]):
         stream = await super()._start_stream()
         self._writer.started(stream)
         return stream
+
+    def _start_now(self) -> Stream | Coroutine[Any, Any, Stream]:
+        return self._start_stream()
 
     def _finish(self, error: RpcError | None) -> None:
         super()._finish(error)

@@ -94,6 +94,8 @@ class ClientConnection(H2Protocol):
             (b":scheme", b"http"),
             (b":authority", authority.encode("ascii")),
         ]
+        #: Every request's (:authority, :method): its headers begin with these (metadata has no pseudo-headers).
+        self._identity: tuple[bytes | None, bytes | None] = (authority.encode("ascii"), b"POST")
         self._common_headers = [
             (b"te", b"trailers"),
             (b"content-type", b"application/grpc"),
@@ -166,7 +168,7 @@ class ClientConnection(H2Protocol):
         return headers
 
     def open_stream(self, headers: Headers, request: bytes | None = None) -> Stream:
-        """A new stream with request ``headers``; with ``request`` (a framed message) the request is
+        """A new stream with request ``headers`` (as :meth:`request_headers` makes them); with ``request`` (a framed message) the request is
         sent whole and ended in the same step when the windows allow (the unary fast path), else the
         caller sends what the stream did not (check ``stream.local_ended``).
 
@@ -178,7 +180,7 @@ class ClientConnection(H2Protocol):
         stream_id = h2c.get_next_available_stream_id()
         stream = Stream(self, stream_id, self._max_length)
         self.streams[stream_id] = stream
-        if request is None or not stream.send_request(headers, request):
+        if request is None or not stream.send_request(headers, request, self._identity):
             stream.send_headers(headers)
         return stream
 

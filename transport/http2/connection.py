@@ -27,7 +27,7 @@ from h2.events import (
 )
 from h2.exceptions import NoAvailableStreamIDError, ProtocolError, StreamClosedError, StreamIDTooLowError
 from h2.stream import H2Stream, StreamClosedBy, StreamState
-from h2.windows import WindowManager
+from h2.windows import LARGEST_FLOW_CONTROL_WINDOW, WindowManager
 from hyperframe.exceptions import InvalidPaddingError
 from hyperframe.frame import (
     Frame,
@@ -322,18 +322,12 @@ class GrpcH2Connection(H2Connection):
             raise NoAvailableStreamIDError(msg)
         return next_stream_id
 
-    def send_request(self, stream_id: int, headers: list[tuple[bytes, bytes]], data: bytes) -> bool:
-        """Open a stream with ``headers`` and end it with ``data`` in one step (:mod:`.fast_path`);
-        False, with nothing changed, when only h2's general path can."""
-        return fast_path.send_request(self, stream_id, headers, data)
-
-    def send_response(
-        self, stream_id: int, headers: list[tuple[bytes, bytes]], data: bytes, trailers: list[tuple[bytes, bytes]]
-    ) -> bool:
-        """Answer an ended request with ``headers``, ``data`` and ``trailers`` in one step (:mod:`.fast_path`);
-        False, with nothing changed, when only h2's general path can."""
-        self._stream_frames_sent = True
-        return fast_path.send_response(self, stream_id, headers, data, trailers)
+    #: ``send_request(stream_id, headers, data)``: open a stream with ``headers`` and end it with ``data`` in one
+    #: step; False, with nothing changed, when only h2's general path can (:func:`.fast_path.send_request`).
+    send_request = fast_path.send_request
+    #: ``send_response(stream_id, headers, data, trailers)``: answer an ended request in one step; False, with
+    #: nothing changed, when only h2's general path can (:func:`.fast_path.send_response`).
+    send_response = fast_path.send_response
 
     def send_goaway(self, last_stream_id: int, error_code: int = ErrorCodes.NO_ERROR, debug: bytes = b"") -> None:
         """Queue a GOAWAY without closing the streams at or below ``last_stream_id``."""
@@ -535,7 +529,11 @@ class GrpcH2Stream(H2Stream):
         self.max_outbound_frame_size = None
         self.request_method = None
         self.outbound_flow_control_window = outbound_window_size
-        self._inbound_window_manager = WindowManager(inbound_window_size)
+        # h2's WindowManager(inbound_window_size), inlined likewise.
+        assert inbound_window_size <= LARGEST_FLOW_CONTROL_WINDOW
+        window = self._inbound_window_manager = _new_machine(WindowManager)
+        window.max_window_size = window.current_window_size = inbound_window_size
+        window._bytes_processed = 0
         self._expected_content_length = None
         self._actual_content_length = 0
         self._authority = None

@@ -23,6 +23,7 @@ streams); the caller then takes h2's general path.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from transport.http2.connection import GrpcH2Connection
 
 Headers = list[tuple[bytes, bytes]]
+#: A header block to send: a list, or a tuple its owner keeps unchanged (the encoder remembers it by identity).
+Block = Sequence[tuple[bytes, bytes]]
 
 #: Frame types and flags (RFC 9113 §6), for the frames our fast paths write and read.
 DATA, HEADERS, CONTINUATION = 0x0, 0x1, 0x9
@@ -81,8 +84,17 @@ def header_frames(stream_id: int, block: bytes, end_stream: bool, max_frame_size
     return b"".join(out)
 
 
-def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data: bytes) -> bool:
-    """Open ``stream_id`` with request ``headers`` and end it with ``data`` (client side)."""
+def send_request(
+    conn: GrpcH2Connection,
+    stream_id: int,
+    headers: Headers,
+    data: bytes,
+    identity: tuple[bytes | None, bytes | None] | None = None,
+) -> bool:
+    """Open ``stream_id`` with request ``headers`` and end it with ``data`` (client side).
+
+    ``identity`` is the request's ``(:authority, :method)`` when the caller knows them (its headers always
+    begin with the same pseudo-headers); else they are read from ``headers`` as h2 reads them."""
     size = len(data)
     streams = conn.streams
     if len(streams) >= conn._prune_at:
@@ -103,7 +115,7 @@ def send_request(conn: GrpcH2Connection, stream_id: int, headers: Headers, data:
         conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
     stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
     request_sent(stream.state_machine)
-    stream._authority, stream.request_method = _authority_and_method(headers)
+    stream._authority, stream.request_method = identity or _authority_and_method(headers)
     block = conn.encoder.encode(headers)
     stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
@@ -142,12 +154,13 @@ def _authority_and_method(headers: Headers) -> tuple[bytes | None, bytes | None]
     return authority, method
 
 
-def send_response(conn: GrpcH2Connection, stream_id: int, headers: Headers, data: bytes, trailers: Headers) -> bool:
+def send_response(conn: GrpcH2Connection, stream_id: int, headers: Block, data: bytes, trailers: Block) -> bool:
     """Answer ``stream_id`` with response ``headers``, ``data`` and ``trailers`` (server side).
 
     The request must have ended (the stream is half-closed by the client) and
     no headers may have been sent on it yet; ``headers`` must not be a 1xx.
     """
+    conn._stream_frames_sent = True  # (for the flood guard: pings after stream frames are never strikes)
     stream = conn.streams.get(stream_id)
     size = len(data)
     if (

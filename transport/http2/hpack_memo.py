@@ -125,7 +125,8 @@ class MemoEncoder(Encoder):
     """An HPACK encoder that answers a repeated header list from memory while the table is unchanged.
 
     Only plain ``(name, value)`` tuples are remembered: a ``NeverIndexedHeaderTuple``
-    compares equal to a plain tuple but must be encoded differently.
+    compares equal to a plain tuple but must be encoded differently. A header list given as a *tuple* is
+    one its caller keeps unchanged (a constant block): it is remembered by its identity.
     """
 
     header_table: VersionedTable
@@ -134,9 +135,23 @@ class MemoEncoder(Encoder):
         super().__init__()
         self.header_table = VersionedTable()
         self._memo: dict[tuple[tuple[tuple[bytes, bytes], ...], bool], tuple[int, bytes]] = {}
+        self._constants: dict[int, tuple[tuple[Any, ...], int, bool, bytes]] = {}
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         table = self.header_table
+        if type(headers) is tuple and not table.resized:
+            # A constant block of the caller's (a tuple it keeps, e.g. a server's OK answer): known by identity,
+            # without hashing its headers; the tuple is held, so its id stays its own.
+            known = self._constants.get(id(headers))
+            if known is not None and known[0] is headers and known[1] == table.version and known[2] == huffman:
+                return known[3]
+            version = table.version
+            block = self.encode(list(headers), huffman)
+            if table.version == version:
+                if len(self._constants) >= MEMO_SIZE:
+                    self._constants.clear()
+                self._constants[id(headers)] = (headers, version, huffman, block)
+            return block
         if table.resized or type(headers) is not list:
             return super().encode(headers, huffman)
         for header in headers:  # (a loop, not any(): no generator per call)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 import h2.exceptions
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from transport.http2.protocol import H2Protocol
 
 Headers = list[tuple[bytes, bytes]]
+Block = Sequence[tuple[bytes, bytes]]  # (a tuple: a constant block, see fast_path.Block)
 
 
 class StreamReset(Exception):
@@ -60,6 +61,7 @@ class Stream:
     __slots__ = (
         "_ack_due",
         "_decoder",
+        "_max_length",
         "_messages",
         "_unacked",
         "_waiters",
@@ -88,7 +90,9 @@ class Stream:
         self.error: StreamReset | None = None
         #: The peer's body is not gRPC (a plain HTTP answer): acknowledge it, decode nothing.
         self.discard_data = False
-        self._decoder = MessageDecoder(max_message_length)
+        #: Made on the first DATA (a unary call's whole request or answer never needs one: ``on_unary_response``).
+        self._decoder: MessageDecoder | None = None
+        self._max_length = max_message_length
         self._messages: deque[bytes] = deque()
         #: Flow-controlled bytes received on this stream and not yet acknowledged.
         self._unacked = 0
@@ -115,7 +119,10 @@ class Stream:
         if self.discard_data:
             self._ack(self._unacked)
             return
-        messages = self._decoder.feed(data, stable=True)
+        decoder = self._decoder
+        if decoder is None:
+            decoder = self._decoder = MessageDecoder(self._max_length)
+        messages = decoder.feed(data, stable=True)
         if messages:
             self._messages.extend(messages)
             if self._waiters:
@@ -164,7 +171,7 @@ class Stream:
     @property
     def pending(self) -> int:
         """Bytes of a message begun and not finished."""
-        return self._decoder.pending
+        return self._decoder.pending if self._decoder is not None else 0
 
     @property
     def queued(self) -> int:
@@ -199,9 +206,14 @@ class Stream:
 
     async def wait_for_data(self) -> None:
         """Wait until headers, a message, the end or a reset arrive."""
+        await self.arrival()
+
+    def arrival(self) -> asyncio.Future[None]:
+        """A future done when headers, a message, the end or a reset arrive (:meth:`wait_for_data` without
+        its coroutine, for the hot paths: ``await stream.arrival()``)."""
         waiter = self.conn.loop.create_future()
         self._waiters.append(waiter)
-        await waiter
+        return waiter
 
     @property
     def closed(self) -> bool:
@@ -304,15 +316,18 @@ class Stream:
 
     # --- the unary fast paths (fast_path.py) ---------------------------------
 
-    def send_request(self, headers: Headers, data: bytes) -> bool:
-        """Open the stream with request ``headers`` and end it with ``data`` (a framed message) in one step."""
-        if self.conn.write_paused or not self.conn.h2.send_request(self.stream_id, headers, data):
+    def send_request(
+        self, headers: Headers, data: bytes, identity: tuple[bytes | None, bytes | None] | None = None
+    ) -> bool:
+        """Open the stream with request ``headers`` and end it with ``data`` (a framed message) in one step
+        (``identity``: their ``:authority`` and ``:method``, when known: :func:`.fast_path.send_request`)."""
+        if self.conn.write_paused or not self.conn.h2.send_request(self.stream_id, headers, data, identity):
             return False
         self.headers_sent = self.local_ended = True
         self.conn.schedule_flush()
         return True
 
-    def send_response(self, headers: Headers, data: bytes, trailers: Headers) -> bool:
+    def send_response(self, headers: Block, data: bytes, trailers: Block) -> bool:
         """Answer an ended request with ``headers``, ``data`` (a framed message) and ``trailers`` in one step."""
         if (
             self.headers_sent

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from h2.errors import ErrorCodes
@@ -39,6 +39,13 @@ log = logging.getLogger(__name__)
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 _STATUS_BYTES = [str(int(code)).encode() for code in StatusCode]
 _OK_STATUS = (b"grpc-status", b"0")
+#: The trailers of an OK answer without trailing metadata: a constant block (the HPACK encoder knows it by identity).
+_OK_TRAILERS = (_OK_STATUS,)
+
+
+def ok_headers(server_headers: list[tuple[bytes, bytes]]) -> tuple[tuple[bytes, bytes], ...]:
+    """The response headers of a call with no metadata of its own, as a constant block (a connection's)."""
+    return (*_RESPONSE_HEADERS, *server_headers)
 
 
 class ServerCall:
@@ -196,10 +203,17 @@ class ServerCall:
             return True
         if self._code is not StatusCode.OK or len(payload) + PREFIX_SIZE > self._conn.h2.max_outbound_frame_size:
             return False  # (a message over one frame takes the streaming path: no framed copy made for nothing)
-        trailers = [_OK_STATUS, *self._trailing_metadata]
-        if self._conn.trailer_hooks:
-            trailers += self._hook_trailers()
-        if self.stream.send_response(_RESPONSE_HEADERS + self._initial_metadata, encode_message(payload), trailers):
+        conn = self._conn
+        headers: Sequence[tuple[bytes, bytes]]
+        trailers: Sequence[tuple[bytes, bytes]]
+        if self._initial_metadata is conn.server_headers and not self._trailing_metadata and not conn.trailer_hooks:
+            headers, trailers = conn.ok_headers, _OK_TRAILERS  # (the common answer: constant blocks)
+        else:
+            headers = _RESPONSE_HEADERS + self._initial_metadata
+            trailers = [_OK_STATUS, *self._trailing_metadata]
+            if conn.trailer_hooks:
+                trailers += self._hook_trailers()
+        if self.stream.send_response(headers, encode_message(payload), trailers):
             self._close(StatusCode.OK)
             return True
         return False

@@ -23,7 +23,7 @@ from transport.http2 import (
     UnaryRequest,
 )
 from transport.http2.stream import Stream
-from transport.server.call import ServerCall
+from transport.server.call import ServerCall, ok_headers
 from transport.server.goaway import GracefulGoaway
 from transport.server.handlers import Cardinality, MethodHandler
 from transport.server.keepalive import ConnectionKeepalive
@@ -68,6 +68,8 @@ class ServerConnection(H2Protocol):
         #: Request headers routed before, by the identity of the header memo's record of them (:meth:`_open_call`).
         self._routes: dict[int, _Route] = {}
         self.server_headers = server.response_headers
+        #: The response headers of a call that adds no metadata (the server's are fixed when it is made).
+        self.ok_headers = ok_headers(self.server_headers)
         #: The server's list itself: a hook added later applies here too.
         self.trailer_hooks = server.trailer_hooks
         #: A GOAWAY went out: the connection ends once its calls are done.
