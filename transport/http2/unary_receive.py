@@ -52,13 +52,14 @@ _VIEW_PAYLOAD = 32 * 1024
 class UnaryRequest(Event):
     """A whole unary request: its headers opened the stream, and one DATA frame ended it (:func:`request`).
 
-    ``headers`` as in ``RequestReceived``; ``taken`` is the header memo's record they came from (the same
-    record for the same headers, for the owner to key its routing by); ``data`` the DATA payload (bytes).
+    ``headers`` as in ``RequestReceived`` but a tuple (the memo's own: read, never changed); ``taken`` is the
+    header memo's record they came from (the same record for the same headers, for the owner to key its
+    routing by); ``data`` the DATA payload (bytes).
     """
 
     __slots__ = ("data", "flow_controlled_length", "headers", "stream_id", "taken")
 
-    def __init__(self, stream_id: int, headers: list[Any], taken: Any, data: bytes) -> None:
+    def __init__(self, stream_id: int, headers: tuple[Any, ...], taken: Any, data: bytes) -> None:
         self.stream_id = stream_id
         self.headers = headers
         self.taken = taken
@@ -69,7 +70,7 @@ class UnaryRequest(Event):
         """``RequestReceived``, ``DataReceived`` (ending the stream) and ``StreamEnded``: what h2 reports."""
         stream_id = self.stream_id
         request = RequestReceived(stream_id=stream_id)
-        request.headers = self.headers
+        request.headers = list(self.headers)
         request.taken = self.taken  # type: ignore[attr-defined]  # (as header_memo.apply sets it)
         received = DataReceived(stream_id=stream_id)
         received.data, received.flow_controlled_length = self.data, self.flow_controlled_length
@@ -168,7 +169,7 @@ def request(
     window.current_window_size -= size
     stream._inbound_window_manager.current_window_size -= size
     stream._actual_content_length = size
-    events.append(UnaryRequest(stream_id, list(hit.headers), hit, bytes(view[end + 9 : data_end])))
+    events.append(UnaryRequest(stream_id, hit.headers, hit, bytes(view[end + 9 : data_end])))
     return data_end
 
 

@@ -75,7 +75,7 @@ class ServerCall:
         stream: Stream,
         method: str,
         handler: MethodHandler,
-        headers: list[tuple[bytes, bytes]],
+        headers: Sequence[tuple[bytes, bytes]],
         timeout: float | None,
     ) -> None:
         self._conn = conn

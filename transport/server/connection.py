@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import h2.events
@@ -62,6 +63,8 @@ class ServerConnection(H2Protocol):
             max_header_list_size=options.max_header_list_size,
         )
         self.server = server
+        #: The largest request message a call takes (the server's options are fixed when it is made).
+        self._max_message_length = options.max_receive_message_length
         #: The accept loop that let this connection in (told when it closes).
         self.acceptor: Acceptor | None = server.acceptor
         self.calls: dict[int, ServerCall] = {}
@@ -188,7 +191,7 @@ class ServerConnection(H2Protocol):
         takes the request's data and end as h2 reports them, one by one."""
         call = self._open_call(event)
         if call is not None and not call.handler.request_streaming:
-            request = one_message(event.data, self.server.options.max_receive_message_length)
+            request = one_message(event.data, self._max_message_length)
             if request is not None:
                 self.acknowledge_connection_data(event.flow_controlled_length)
                 call.stream.remote_ended = True
@@ -227,7 +230,7 @@ class ServerConnection(H2Protocol):
                 if len(self._routes) >= ROUTES_HELD:
                     self._routes.clear()
                 self._routes[id(taken)] = _Route(taken, path, handler, timeout)
-        stream = Stream(self, stream_id, self.server.options.max_receive_message_length)
+        stream = Stream(self, stream_id, self._max_message_length)
         call = ServerCall(self, stream, path, handler, headers, timeout)
         if not self.calls and self._keepalive is not None:
             self._keepalive.set_busy(True)
@@ -239,7 +242,7 @@ class ServerConnection(H2Protocol):
         return call
 
     def _route(
-        self, stream_id: int, headers: list[tuple[bytes, bytes]]
+        self, stream_id: int, headers: Sequence[tuple[bytes, bytes]]
     ) -> tuple[str, MethodHandler, float | None, bool] | None:
         """The method a request's headers ask for: path, handler, timeout, and whether the handler is the
         server's own (not a generic one's); None, having answered with the error, when they do not make one."""
