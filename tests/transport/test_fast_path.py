@@ -81,9 +81,12 @@ def _response_general(server: GrpcH2Connection, sid: int, headers: list[tuple[by
 
 @pytest.mark.parametrize("extra", [[], [(b"x-big", b"v" * 20_000)]], ids=["one-frame", "continuation"])
 def test_same_bytes_and_state_as_h2s_general_path(extra: list[tuple[bytes, bytes]]) -> None:
-    """Five calls each way (the first fills the HPACK table, the rest hit the memo): identical wire and state."""
+    """Five calls each way (the first fills the HPACK table, the rest hit the memo): identical wire and state.
+    The fast server takes each request it has seen before whole, and holds it as a record until it answers."""
     fast_client, fast_server = _pair()
+    fast_server.stream_data = fast_server.unary_exchanges = True
     slow_client, slow_server = _pair()
+    records = 0
     for _ in range(5):
         sid = fast_client.get_next_available_stream_id()
         assert fast_client.send_request(sid, REQUEST_HEADERS + extra, REQUEST)
@@ -94,6 +97,7 @@ def test_same_bytes_and_state_as_h2s_general_path(extra: list[tuple[bytes, bytes
 
         fast_server.receive_data(wire)
         slow_server.receive_data(wire)
+        records += sid in fast_server._unanswered
         assert fast_server.send_response(sid, RESPONSE_HEADERS + extra, REPLY, TRAILERS)
         _response_general(slow_server, sid, RESPONSE_HEADERS + extra, REPLY)
         wire = fast_server.data_to_send()
@@ -101,6 +105,55 @@ def test_same_bytes_and_state_as_h2s_general_path(extra: list[tuple[bytes, bytes
         assert _state(fast_server) == _state(slow_server)
         fast_client.receive_data(wire)
         slow_client.receive_data(wire)
+    assert records == (3 if not extra else 0), "requests answered from a record (not the first two, not CONTINUATION)"
+
+
+def _held_requests(count: int) -> tuple[GrpcH2Connection, GrpcH2Connection, list[int]]:
+    """A client that sent ``count`` unary requests, and a server holding the last ones as records."""
+    client, server = _pair()
+    server.stream_data = server.unary_exchanges = True
+    sids = []
+    for _ in range(count):
+        sid = client.get_next_available_stream_id()
+        assert client.send_request(sid, REQUEST_HEADERS, REQUEST)
+        sids.append(sid)
+    server.receive_data(client.data_to_send())
+    assert server._unanswered, "the requests whose headers were seen before are held as records"
+    return client, server, sids
+
+
+@pytest.mark.parametrize("what", ["reset", "trailers-only", "window-settings", "frame-size-settings"])
+def test_a_held_request_becomes_the_stream_h2_would_hold(what: str) -> None:
+    """Whatever reads the stream table sees the held requests as h2's own streams: the same bytes and state
+    after a reset, a Trailers-Only answer, or a change of the client's settings that every stream takes."""
+    general_client, general = _pair()
+    _, held, sids = _held_requests(5)
+    for _ in sids:
+        sid = general_client.get_next_available_stream_id()
+        assert general_client.send_request(sid, REQUEST_HEADERS, REQUEST)
+    general.receive_data(general_client.data_to_send())
+    last = sids[-1]
+    for server in (held, general):
+        if what == "reset":
+            server.reset_stream(last, h2.errors.ErrorCodes.CANCEL)
+        elif what == "trailers-only":
+            server.send_headers(last, RESPONSE_HEADERS + TRAILERS, end_stream=True)
+        else:
+            peer = GrpcH2Connection(_config(True))
+            peer.initiate_connection()
+            peer.data_to_send()
+            code = "INITIAL_WINDOW_SIZE" if what == "window-settings" else "MAX_FRAME_SIZE"
+            peer.update_settings({getattr(h2.settings.SettingCodes, code): 100_000 if code == "MAX_FRAME_SIZE" else 1})
+            server.receive_data(peer.data_to_send())
+    assert held.data_to_send() == general.data_to_send()
+    assert not held._unanswered
+    assert _state(held) == _state(general)
+    assert {sid: vars(s._inbound_window_manager) for sid, s in held.streams.items()} == {
+        sid: vars(s._inbound_window_manager) for sid, s in general.streams.items()
+    }
+    assert {sid: s.max_outbound_frame_size for sid, s in held.streams.items()} == {
+        sid: s.max_outbound_frame_size for sid, s in general.streams.items()
+    }
 
 
 @pytest.mark.parametrize(

@@ -155,6 +155,10 @@ class GrpcH2Connection(H2Connection):
     unary_exchanges = False
 
     def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
+        #: Unary requests taken whole and not yet answered, held as small records instead of h2 streams
+        #: (:mod:`.unary_receive`): stream id -> (inbound window size, outbound window size, bytes received).
+        #: Reading :attr:`streams` turns them into streams first.
+        self._unanswered: dict[int, tuple[int, int, int]] = {}
         super().__init__(config)
         #: ``config.client_side``, read per frame (the config's options are descriptors).
         self.client_side: bool = self.config.client_side
@@ -181,6 +185,41 @@ class GrpcH2Connection(H2Connection):
         self.block_memo = BlockMemo()
         #: Streams held at which :meth:`prune_closed_streams` next looks for closed ones.
         self._prune_at = PRUNE_MIN
+
+    @property
+    def streams(self) -> dict[int, H2Stream]:
+        """h2's stream table. The unary requests held as records (:attr:`_unanswered`) become streams here
+        first, in exactly the state h2 would hold them in, so whatever reads the table (h2's own code, on
+        any frame or call that is not a unary exchange's) sees every stream. The fast paths use the table
+        itself (``_streams``) and the records."""
+        if self._unanswered:
+            self._streams_from_records()
+        return self._streams
+
+    @streams.setter
+    def streams(self, table: dict[int, H2Stream]) -> None:
+        self._streams = table
+
+    def _streams_from_records(self) -> None:
+        """Every held unary request as the ``H2Stream`` h2 would hold: HALF_CLOSED_REMOTE (its headers and
+        its ending DATA received, nothing sent), its windows as they were plus what it received."""
+        records, self._unanswered = self._unanswered, {}
+        for stream_id, (inbound, outbound, received) in records.items():
+            stream = self._new_stream(stream_id, inbound, outbound)
+            machine = stream.state_machine
+            machine.client = False  # (h2's request_received)
+            machine.headers_received = True
+            machine.state = StreamState.HALF_CLOSED_REMOTE
+            stream._inbound_window_manager.current_window_size -= received
+            stream._actual_content_length = received
+
+    def hold_unanswered(self, stream_id: int, received: int) -> None:
+        """A new unary request taken whole (its state inputs checked by the caller): held as a record, as
+        ``_begin_new_stream`` and the inputs of its frames would leave an ``H2Stream``."""
+        inbound, outbound = self.local_settings.initial_window, self.remote_settings.initial_window
+        assert inbound is not None and outbound is not None  # (always set: h2's defaults at least)
+        self._unanswered[stream_id] = (inbound, outbound, received)
+        self.highest_inbound_stream_id = stream_id
 
     def header_block_pending(self, block: int) -> bool:
         """Header block number ``block`` has begun and is still unfinished."""
@@ -298,19 +337,28 @@ class GrpcH2Connection(H2Connection):
         if (stream_id % 2) != int(allowed_ids):
             msg = "Invalid stream ID for peer."
             raise ProtocolError(msg)
-        stream = GrpcH2Stream(
+        stream = self._new_stream(
             stream_id,
-            config=self.config,
-            inbound_window_size=self.local_settings.initial_window,  # type: ignore[arg-type]  # (always set)
-            outbound_window_size=self.remote_settings.initial_window,  # type: ignore[arg-type]
+            self.local_settings.initial_window,  # type: ignore[arg-type]  # (always set)
+            self.remote_settings.initial_window,  # type: ignore[arg-type]
         )
-        stream.validation_memo = self._validation_memo
-        stream.max_outbound_frame_size = self.max_outbound_frame_size
-        self.streams[stream_id] = stream
         if outbound:
             self.highest_outbound_stream_id = stream_id
         else:
             self.highest_inbound_stream_id = stream_id
+        return stream
+
+    def _new_stream(self, stream_id: int, inbound_window_size: int, outbound_window_size: int) -> GrpcH2Stream:
+        """A new IDLE stream in the table, as h2's ``_begin_new_stream`` makes it."""
+        stream = GrpcH2Stream(
+            stream_id,
+            config=self.config,
+            inbound_window_size=inbound_window_size,
+            outbound_window_size=outbound_window_size,
+        )
+        stream.validation_memo = self._validation_memo
+        stream.max_outbound_frame_size = self.max_outbound_frame_size
+        self._streams[stream_id] = stream
         return stream
 
     def get_next_available_stream_id(self) -> int:
@@ -359,20 +407,24 @@ class GrpcH2Connection(H2Connection):
         has doubled since the last one, so the table stays within twice the open
         streams (plus :data:`PRUNE_MIN`) at O(1) a stream.
         """
-        if len(self.streams) >= self._prune_at:
+        if len(self._streams) >= self._prune_at:
             self._open_streams(0)
-            self._prune_at = 2 * len(self.streams) + PRUNE_MIN
+            self._prune_at = 2 * len(self._streams) + PRUNE_MIN
 
     def forget_if_closed(self, stream_id: int, stream: H2Stream) -> None:
         """``stream`` just ended on one side: if it is closed, move it out of the table as h2's scan would."""
         machine = stream.state_machine
         if machine.state is StreamState.CLOSED:  # (stream.closed, stream.closed_by: h2's properties, inlined)
-            del self.streams[stream_id]
-            closed: Any = self._closed_streams  # h2's SizeLimitDict (an OrderedDict)
-            # h2's SizeLimitDict.__setitem__, without its two Python calls: set, then drop the oldest over the limit.
-            _set_item(closed, stream_id, machine.stream_closed_by)
-            if len(closed) > closed._size_limit:
-                closed.popitem(last=False)
+            del self._streams[stream_id]
+            self.closed_by(stream_id, machine.stream_closed_by)
+
+    def closed_by(self, stream_id: int, how: StreamClosedBy | None) -> None:
+        """Remember how a stream out of the table closed, as h2 does (for the frames that may still come)."""
+        closed: Any = self._closed_streams  # h2's SizeLimitDict (an OrderedDict)
+        # h2's SizeLimitDict.__setitem__, without its two Python calls: set, then drop the oldest over the limit.
+        _set_item(closed, stream_id, how)
+        if len(closed) > closed._size_limit:
+            closed.popitem(last=False)
 
     # --- header blocks ----------------------------------------------------
 

@@ -96,7 +96,7 @@ def send_request(
     ``identity`` is the request's ``(:authority, :method)`` when the caller knows them (its headers always
     begin with the same pseudo-headers); else they are read from ``headers`` as h2 reads them."""
     size = len(data)
-    streams = conn.streams
+    streams = conn._streams
     if len(streams) >= conn._prune_at:
         conn.prune_closed_streams()
     settings = conn.remote_settings
@@ -161,23 +161,31 @@ def send_response(conn: GrpcH2Connection, stream_id: int, headers: Block, data: 
     no headers may have been sent on it yet; ``headers`` must not be a 1xx.
     """
     conn._stream_frames_sent = True  # (for the flood guard: pings after stream frames are never strikes)
-    stream = conn.streams.get(stream_id)
     size = len(data)
+    record = conn._unanswered.get(stream_id)  # a unary request held as a record (unary_receive): no h2 stream
+    stream = None
+    if record is not None:
+        window = record[1]
+    else:
+        stream = conn._streams.get(stream_id)
+        if stream is None:
+            return False
+        machine = stream.state_machine
+        if machine.state is not StreamState.HALF_CLOSED_REMOTE or machine.headers_sent or machine.client is not False:
+            return False
+        window = stream.outbound_flow_control_window
     if (
-        stream is None
-        or conn.state_machine.state is not ConnectionState.SERVER_OPEN
-        or stream.state_machine.state is not StreamState.HALF_CLOSED_REMOTE
-        or stream.state_machine.headers_sent
-        or stream.state_machine.client is not False
+        conn.state_machine.state is not ConnectionState.SERVER_OPEN
         or size > conn.max_outbound_frame_size
         or size > conn.outbound_flow_control_window
-        or size > stream.outbound_flow_control_window
+        or size > window
         or headers[0][0] != b":status"
         or headers[0][1].startswith(b"1")
     ):
         return False
     max_frame = conn.max_outbound_frame_size
-    response_sent(stream.state_machine)
+    if stream is not None:
+        response_sent(stream.state_machine)
     encode = conn.encoder.encode
     block, end = encode(headers), encode(trailers)
     n, m = len(block), len(end)
@@ -195,8 +203,12 @@ def send_response(conn: GrpcH2Connection, stream_id: int, headers: Block, data: 
         out = header_frames(stream_id, block, False, max_frame)
         out += frame(DATA, 0, stream_id, data)
         out += header_frames(stream_id, end, True, max_frame)
-    stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
     conn._data_to_send += out
-    conn.forget_if_closed(stream_id, stream)
+    if stream is None:  # the record: what response_sent and forget_if_closed leave of a stream, directly
+        del conn._unanswered[stream_id]
+        conn.closed_by(stream_id, StreamClosedBy.SEND_END_STREAM)
+    else:
+        stream.outbound_flow_control_window -= size
+        conn.forget_if_closed(stream_id, stream)
     return True

@@ -71,7 +71,7 @@ def data_frame(
     ``payload`` is bytes, or a view of received bytes that nothing changes again (a large frame's)."""
     if flags & PADDED:
         return False
-    stream = conn.streams.get(stream_id)
+    stream = conn._streams.get(stream_id)
     if stream is None or stream.state_machine.state not in _PEER_SENDING:
         return False
     if conn.state_machine.state is not conn.open_state:
@@ -118,7 +118,7 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
     if flags & (PADDED | PRIORITY) or not flags & END_HEADERS:
         return False
     state = conn.state_machine.state
-    stream = conn.streams.get(stream_id)
+    stream = conn._streams.get(stream_id)
     if conn.client_side:
         if state is not conn.open_state or stream is None or stream.state_machine.state not in _PEER_SENDING:
             return False
@@ -126,10 +126,11 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
         opens = state is conn.open_state or state is ConnectionState.IDLE
         if not opens or stream is not None or stream_id % 2 == 0 or stream_id <= conn.highest_inbound_stream_id:
             return False
-        if len(conn.streams) >= conn._prune_at:
+        if len(conn._streams) >= conn._prune_at:
             conn.prune_closed_streams()
-        # Open streams ≤ streams held: below the limit no count is needed (at it, h2's path counts and refuses).
-        if len(conn.streams) >= conn.local_settings.max_streams:
+        # Open streams ≤ streams and records held: below the limit no count is needed (at it, h2's path counts
+        # and refuses).
+        if len(conn._streams) + len(conn._unanswered) >= conn.local_settings.max_streams:
             return False
     # Committed: from here on this is the frame's only processing (the HPACK table moves on decoding).
     end_stream = bool(flags & END_STREAM)

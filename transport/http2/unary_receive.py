@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from h2.connection import AllowedStreamIDs, ConnectionInputs, ConnectionState
+from h2.connection import ConnectionInputs, ConnectionState
 from h2.events import DataReceived, Event, RequestReceived, ResponseReceived, StreamEnded, TrailersReceived
 from h2.stream import StreamClosedBy, StreamState
 
@@ -43,7 +43,7 @@ Frame = tuple[int, int, int, int]
 
 _unpack_header = FRAME_HEADER.unpack_from
 _TRAILERS_FLAGS = END_HEADERS | END_STREAM
-_HALF_CLOSED_LOCAL, _HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_LOCAL, StreamState.HALF_CLOSED_REMOTE
+_HALF_CLOSED_LOCAL = StreamState.HALF_CLOSED_LOCAL
 _RECV_END_STREAM = StreamClosedBy.RECV_END_STREAM
 #: A DATA payload at least this large goes on as a view (``HELD_PAYLOAD``): left to the frame-by-frame path.
 _VIEW_PAYLOAD = 32 * 1024
@@ -137,12 +137,13 @@ def request(
     state = conn.state_machine.state
     if state is not conn.open_state and state is not ConnectionState.IDLE:
         return 0
-    if stream_id in conn.streams or stream_id % 2 == 0 or stream_id <= conn.highest_inbound_stream_id:
+    if stream_id % 2 == 0 or stream_id <= conn.highest_inbound_stream_id:  # (so neither a stream nor a record)
         return 0
-    if len(conn.streams) >= conn._prune_at:
+    streams = conn._streams
+    if len(streams) >= conn._prune_at:
         conn.prune_closed_streams()  # (changes no state h2 keeps: the closed streams it would drop anyway)
     local = conn.local_settings
-    if len(conn.streams) >= local.max_streams:
+    if len(streams) + len(conn._unanswered) >= local.max_streams:  # (open streams ≤ streams and records held)
         return 0
     hit = conn.block_memo.lookup(conn, (bytes(view[pos + 9 : end]), False, False, False))
     decoder = conn.decoder
@@ -157,18 +158,13 @@ def request(
         or size > local.initial_window  # type: ignore[operator]  # (always set)
     ):
         return 0
-    # Committed: h2's inputs for both frames (header_memo.apply, fast_receive.data_frame), in one step.
+    # Committed: h2's inputs for both frames (header_memo.apply, fast_receive.data_frame), in one step. The
+    # stream is held as a record until it is answered (fast_path.send_response) or anything reads the table.
     decoder.header_list_size = hit.list_size
     if state is ConnectionState.IDLE:
         conn.state_machine.process_input(ConnectionInputs.RECV_HEADERS)  # the first request: IDLE -> SERVER_OPEN
-    stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
-    machine = stream.state_machine
-    machine.client = False  # (h2's request_received)
-    machine.headers_received = True
-    machine.state = _HALF_CLOSED_REMOTE  # RECV_HEADERS: OPEN; the DATA's END_STREAM: HALF_CLOSED_REMOTE
+    conn.hold_unanswered(stream_id, size)
     window.current_window_size -= size
-    stream._inbound_window_manager.current_window_size -= size
-    stream._actual_content_length = size
     events.append(UnaryRequest(stream_id, hit.headers, hit, bytes(view[end + 9 : data_end])))
     return data_end
 
@@ -190,7 +186,7 @@ def response(
         return 0
     if trailers_end > n or trailers_end - data_end - 9 > max_frame:
         return 0
-    stream = conn.streams.get(stream_id)
+    stream = conn._streams.get(stream_id)
     if conn.state_machine.state is not conn.open_state or stream is None or not conn.stream_data:
         return 0
     machine = stream.state_machine
