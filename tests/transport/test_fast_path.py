@@ -82,14 +82,17 @@ def _response_general(server: GrpcH2Connection, sid: int, headers: list[tuple[by
 @pytest.mark.parametrize("extra", [[], [(b"x-big", b"v" * 20_000)]], ids=["one-frame", "continuation"])
 def test_same_bytes_and_state_as_h2s_general_path(extra: list[tuple[bytes, bytes]]) -> None:
     """Five calls each way (the first fills the HPACK table, the rest hit the memo): identical wire and state.
-    The fast server takes each request it has seen before whole, and holds it as a record until it answers."""
+    The fast server takes each request it has seen before whole, and holds it as a record until it answers;
+    the fast client holds each request it sent as a record, which reading its state turns into a stream."""
     fast_client, fast_server = _pair()
-    fast_server.stream_data = fast_server.unary_exchanges = True
+    for conn in (fast_client, fast_server):
+        conn.stream_data = conn.unary_exchanges = True
     slow_client, slow_server = _pair()
     records = 0
     for _ in range(5):
         sid = fast_client.get_next_available_stream_id()
         assert fast_client.send_request(sid, REQUEST_HEADERS + extra, REQUEST)
+        assert sid in fast_client._unanswered, "a request sent whole is held as a record (read as a stream below)"
         _request_general(slow_client, sid, REQUEST_HEADERS + extra, REQUEST)
         wire = fast_client.data_to_send()
         assert wire == slow_client.data_to_send()

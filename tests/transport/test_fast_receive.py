@@ -373,7 +373,8 @@ def test_client_drops_frames_for_a_stream_it_reset_as_h2_does() -> None:
 
 def test_closed_streams_leave_the_table_without_a_scan() -> None:
     """1,000 calls on one connection: the stream tables stay small on both sides (h2 alone keeps
-    closed streams until it next counts open ones), and the count of open streams is never taken."""
+    closed streams until it next counts open ones), and the count of open streams is never taken;
+    each call is held as a record on both sides (no h2 stream at all) until it is answered."""
     client, server = _ours(True, True), _ours(False, True)
     server.receive_data(client.data_to_send())
     client.receive_data(server.data_to_send())
@@ -388,13 +389,16 @@ def test_closed_streams_leave_the_table_without_a_scan() -> None:
             return original(remainder)
 
         conn._open_streams = counting  # type: ignore[method-assign]
-    largest = 0
+    largest = held = 0
     for _ in range(1000):
         sid = client.get_next_available_stream_id()
         assert client.send_request(sid, REQUEST_HEADERS, REQUEST)
         server.receive_data(client.data_to_send())
+        held += sid in client._unanswered and sid in server._unanswered
         assert server.send_response(sid, RESPONSE_HEADERS, REPLY, TRAILERS)
         client.receive_data(server.data_to_send())
+        assert not client._unanswered and not server._unanswered
         largest = max(largest, len(client.streams), len(server.streams))
+    assert held >= 998, f"only {held} calls were held as records on both sides (all but the first two should)"
     assert largest <= 1, f"a stream table held {largest} streams"
     assert scans == 0, f"open streams were counted by a scan {scans} times"

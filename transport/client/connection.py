@@ -151,7 +151,7 @@ class ClientConnection(H2Protocol):
         limit = h2c.remote_settings.max_streams
         # open ≤ len(streams): below the limit, leave the O(streams) count (and its
         # clean-up of closed streams) to the send itself, which does it anyway.
-        return len(h2c.streams) < limit or h2c.open_outbound_streams < limit
+        return h2c.streams_held < limit or h2c.open_outbound_streams < limit
 
     # --- streams ----------------------------------------------------------
 

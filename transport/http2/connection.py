@@ -155,10 +155,12 @@ class GrpcH2Connection(H2Connection):
     unary_exchanges = False
 
     def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
-        #: Unary requests taken whole and not yet answered, held as small records instead of h2 streams
-        #: (:mod:`.unary_receive`): stream id -> (inbound window size, outbound window size, bytes received).
-        #: Reading :attr:`streams` turns them into streams first.
-        self._unanswered: dict[int, tuple[int, int, int]] = {}
+        #: Unary exchanges under way, held as small records instead of h2 streams (with :attr:`unary_exchanges`),
+        #: by stream id. The server's: a request taken whole (:mod:`.unary_receive`) and not yet answered,
+        #: (inbound window size, outbound window size, bytes received). The client's: a request sent whole
+        #: (:mod:`.fast_path`) whose answer has not come, (inbound window size, outbound window left,
+        #: :authority, :method). Reading :attr:`streams` turns them into streams first.
+        self._unanswered: dict[int, tuple[Any, ...]] = {}
         super().__init__(config)
         #: ``config.client_side``, read per frame (the config's options are descriptors).
         self.client_side: bool = self.config.client_side
@@ -201,9 +203,16 @@ class GrpcH2Connection(H2Connection):
         self._streams = table
 
     def _streams_from_records(self) -> None:
-        """Every held unary request as the ``H2Stream`` h2 would hold: HALF_CLOSED_REMOTE (its headers and
-        its ending DATA received, nothing sent), its windows as they were plus what it received."""
+        """Every held unary exchange as the ``H2Stream`` h2 would hold: on the server HALF_CLOSED_REMOTE (the
+        request's headers and its ending DATA received, nothing sent), on the client HALF_CLOSED_LOCAL (the
+        request sent, nothing received); their windows as h2 would have counted them."""
         records, self._unanswered = self._unanswered, {}
+        if self.client_side:  # a request sent whole: HALF_CLOSED_LOCAL, nothing received
+            for stream_id, (inbound, outbound, authority, method) in records.items():
+                stream = self._new_stream(stream_id, inbound, outbound)
+                fast_path.request_sent(stream.state_machine)
+                stream._authority, stream.request_method = authority, method
+            return
         for stream_id, (inbound, outbound, received) in records.items():
             stream = self._new_stream(stream_id, inbound, outbound)
             machine = stream.state_machine
@@ -220,6 +229,19 @@ class GrpcH2Connection(H2Connection):
         assert inbound is not None and outbound is not None  # (always set: h2's defaults at least)
         self._unanswered[stream_id] = (inbound, outbound, received)
         self.highest_inbound_stream_id = stream_id
+
+    def hold_unanswered_request(self, stream_id: int, outbound_left: int, authority: Any, method: Any) -> None:
+        """A unary request sent whole (client side; the caller applied the connection's inputs): held as a
+        record, as ``_begin_new_stream`` and the request's state inputs would leave an ``H2Stream``."""
+        inbound = self.local_settings.initial_window
+        assert inbound is not None  # (always set: h2's default at least)
+        self._unanswered[stream_id] = (inbound, outbound_left, authority, method)
+        self.highest_outbound_stream_id = stream_id
+
+    @property
+    def streams_held(self) -> int:
+        """Streams in the table and unary exchanges held as records: at least the open ones."""
+        return len(self._streams) + len(self._unanswered)
 
     def header_block_pending(self, block: int) -> bool:
         """Header block number ``block`` has begun and is still unfinished."""

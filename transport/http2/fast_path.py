@@ -14,8 +14,9 @@ stream, or an ended request not yet answered; anything else is refused as h2
 would refuse it, or left to h2), the same flow-control accounting and the same
 HPACK encoder, but write the 9-byte frame headers themselves. The inputs of a
 whole request or answer are applied in one step (:func:`request_sent`,
-:func:`response_sent`), checked against h2's own in ``test_fast_path``. Each
-returns False, having changed nothing, when its preconditions do not hold
+:func:`response_sent`), checked against h2's own in ``test_fast_path``; when the
+connection's owner takes unary exchanges whole (:mod:`.unary_receive`), the
+exchange is held as a record rather than an h2 stream. Each returns False, having changed nothing, when its preconditions do not hold
 (connection not open, message larger than a frame or the window, too many
 streams); the caller then takes h2's general path.
 """
@@ -101,23 +102,30 @@ def send_request(
         conn.prune_closed_streams()
     settings = conn.remote_settings
     limit = settings.max_streams
+    window = settings.initial_window
+    assert window is not None  # (always set: h2's default at least)
     if (
         conn.state_machine.state not in _CLIENT_CAN_OPEN
-        or stream_id in streams
+        or stream_id <= conn.highest_outbound_stream_id  # (so neither a stream nor a record yet)
+        or stream_id % 2 == 0
         or size > conn.max_outbound_frame_size
         or size > conn.outbound_flow_control_window
-        or size > settings.initial_window  # type: ignore[operator]  # (always set: h2's default at least)
-        # Open streams ≤ streams held (a client holds only its own): count them only at the limit.
-        or (len(streams) >= limit and conn.open_outbound_streams + 1 > limit)
+        or size > window
+        # Open streams ≤ streams and records held (a client holds only its own): count them only at the limit.
+        or (len(streams) + len(conn._unanswered) >= limit and conn.open_outbound_streams + 1 > limit)
     ):
         return False
     if conn.state_machine.state is not ConnectionState.CLIENT_OPEN:  # (in CLIENT_OPEN the input changes nothing)
         conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
-    stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
-    request_sent(stream.state_machine)
-    stream._authority, stream.request_method = identity or _authority_and_method(headers)
+    authority, method = identity or _authority_and_method(headers)
+    if conn.unary_exchanges:  # the answer will come whole (unary_receive.response): held as a record till then
+        conn.hold_unanswered_request(stream_id, window - size, authority, method)
+    else:
+        stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
+        request_sent(stream.state_machine)
+        stream._authority, stream.request_method = authority, method
+        stream.outbound_flow_control_window -= size
     block = conn.encoder.encode(headers)
-    stream.outbound_flow_control_window -= size
     conn.outbound_flow_control_window -= size
     n = len(block)
     if n <= conn.max_outbound_frame_size:  # header_frames() + frame(), in one step for the usual shape

@@ -72,6 +72,8 @@ def data_frame(
     if flags & PADDED:
         return False
     stream = conn._streams.get(stream_id)
+    if stream is None and stream_id in conn._unanswered:
+        stream = conn.streams.get(stream_id)  # (a unary exchange held as a record: a stream from here on)
     if stream is None or stream.state_machine.state not in _PEER_SENDING:
         return False
     if conn.state_machine.state is not conn.open_state:
@@ -119,6 +121,8 @@ def headers_frame(conn: GrpcH2Connection, stream_id: int, flags: int, block: byt
         return False
     state = conn.state_machine.state
     stream = conn._streams.get(stream_id)
+    if stream is None and stream_id in conn._unanswered:
+        stream = conn.streams.get(stream_id)  # (a unary exchange held as a record: a stream from here on)
     if conn.client_side:
         if state is not conn.open_state or stream is None or stream.state_machine.state not in _PEER_SENDING:
             return False

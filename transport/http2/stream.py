@@ -321,7 +321,7 @@ class Stream:
     ) -> bool:
         """Open the stream with request ``headers`` and end it with ``data`` (a framed message) in one step
         (``identity``: their ``:authority`` and ``:method``, when known: :func:`.fast_path.send_request`)."""
-        if self.conn.write_paused or not self.conn.h2.send_request(self.stream_id, headers, data, identity):
+        if self.conn._write_paused or not self.conn.h2.send_request(self.stream_id, headers, data, identity):
             return False
         self.headers_sent = self.local_ended = True
         self.conn.schedule_flush()
@@ -331,7 +331,7 @@ class Stream:
         """Answer an ended request with ``headers``, ``data`` (a framed message) and ``trailers`` in one step."""
         if (
             self.headers_sent
-            or self.conn.write_paused
+            or self.conn._write_paused
             or not self.conn.h2.send_response(self.stream_id, headers, data, trailers)
         ):
             return False

@@ -14,6 +14,14 @@ the whole exchange is taken here in one step and reported as one event:
 - :func:`response` (client): response HEADERS, one DATA frame, trailers
   HEADERS (END_STREAM): a :class:`UnaryResponse`.
 
+While a unary exchange runs it needs no h2 stream at all: the server holds a
+request taken whole as a small record until :func:`.fast_path.send_response`
+answers it, and the client holds a request :func:`.fast_path.send_request` sent
+whole as a record until :func:`response` takes its answer. Whatever reads the
+stream table (``GrpcH2Connection.streams``: h2's own code, for any other frame
+or call on the connection) first turns the records into the ``H2Stream`` objects
+h2 would hold, so nothing else sees a difference.
+
 The state left behind is exactly what those frames leave through
 :mod:`.fast_receive` and h2 (stream states, windows, content length, header
 list size, the closed-streams record), and each event's :meth:`h2_events` are
@@ -186,13 +194,21 @@ def response(
         return 0
     if trailers_end > n or trailers_end - data_end - 9 > max_frame:
         return 0
-    stream = conn._streams.get(stream_id)
-    if conn.state_machine.state is not conn.open_state or stream is None or not conn.stream_data:
+    if conn.state_machine.state is not conn.open_state or not conn.stream_data:
         return 0
-    machine = stream.state_machine
-    if machine.state is not _HALF_CLOSED_LOCAL or machine.headers_received or machine.client is not True:
-        return 0
-    head = stream.request_method == b"HEAD"
+    record = conn._unanswered.get(stream_id)  # a request sent whole, held as a record (fast_path.send_request)
+    stream = None
+    if record is not None:
+        inbound, method = record[0], record[3]
+    else:
+        stream = conn._streams.get(stream_id)
+        if stream is None:
+            return 0
+        machine = stream.state_machine
+        if machine.state is not _HALF_CLOSED_LOCAL or machine.headers_received or machine.client is not True:
+            return 0
+        inbound, method = stream._inbound_window_manager.current_window_size, stream.request_method
+    head = method == b"HEAD"
     memo, decoder = conn.block_memo, conn.decoder
     first = memo.lookup(conn, (bytes(view[pos + 9 : end]), False, False, head))
     if first is None or first.event is not ResponseReceived or first.content_length is not None:
@@ -208,19 +224,23 @@ def response(
         or first.list_size > limit
         or last.list_size > limit
         or size > window.current_window_size
-        or size > stream._inbound_window_manager.current_window_size
+        or size > inbound
     ):
         return 0
     # Committed: the inputs of all three frames in one step (RECV_HEADERS, RECV_DATA, RECV_HEADERS,
     # RECV_END_STREAM from HALF_CLOSED_LOCAL: h2's response_received, trailers_received, stream_ended).
     decoder.header_list_size = last.list_size
-    machine.headers_received = machine.trailers_received = True
-    machine.stream_closed_by = _RECV_END_STREAM
-    machine.state = StreamState.CLOSED
     window.current_window_size -= size
-    stream._inbound_window_manager.current_window_size -= size
-    stream._actual_content_length += size
-    conn.forget_if_closed(stream_id, stream)
+    if stream is None:  # the record: what those inputs and forget_if_closed leave of a stream, directly
+        del conn._unanswered[stream_id]
+        conn.closed_by(stream_id, _RECV_END_STREAM)
+    else:
+        machine.headers_received = machine.trailers_received = True
+        machine.stream_closed_by = _RECV_END_STREAM
+        machine.state = StreamState.CLOSED
+        stream._inbound_window_manager.current_window_size -= size
+        stream._actual_content_length += size
+        conn.forget_if_closed(stream_id, stream)
     data = bytes(view[end + 9 : data_end])
     events.append(UnaryResponse(stream_id, list(first.headers), first, data, list(last.headers)))
     return trailers_end
