@@ -516,10 +516,12 @@ def _serialize(details: CallDetails, request: Any) -> bytes:
 
 
 def _one_message(stream: Stream) -> bytes:
-    if stream.queued != 1:
-        raise RpcError(StatusCode.INTERNAL, f"unary call got {stream.queued} response messages, expected 1")
-    message = stream.take_message()
-    assert message is not None
+    message = stream.take_only_message()
+    if message is None:
+        if stream.queued != 1:
+            raise RpcError(StatusCode.INTERNAL, f"unary call got {stream.queued} response messages, expected 1")
+        message = stream.take_message()  # (the stream was reset after its one message: it is still the answer)
+        assert message is not None
     return message
 
 

@@ -149,9 +149,9 @@ class ClientConnection(H2Protocol):
         """A new stream stays within the server's SETTINGS_MAX_CONCURRENT_STREAMS."""
         h2c = self.h2
         limit = h2c.remote_settings.max_streams
-        # open ≤ len(streams): below the limit, leave the O(streams) count (and its
-        # clean-up of closed streams) to the send itself, which does it anyway.
-        return h2c.streams_held < limit or h2c.open_outbound_streams < limit
+        # open ≤ streams in h2's table + unary exchanges held as records: below the limit, leave the
+        # O(streams) count (and its clean-up of closed streams) to the send itself, which does it anyway.
+        return len(h2c._streams) + len(h2c._unanswered) < limit or h2c.open_outbound_streams < limit
 
     # --- streams ----------------------------------------------------------
 

@@ -238,11 +238,6 @@ class GrpcH2Connection(H2Connection):
         self._unanswered[stream_id] = (inbound, outbound_left, authority, method)
         self.highest_outbound_stream_id = stream_id
 
-    @property
-    def streams_held(self) -> int:
-        """Streams in the table and unary exchanges held as records: at least the open ones."""
-        return len(self._streams) + len(self._unanswered)
-
     def header_block_pending(self, block: int) -> bool:
         """Header block number ``block`` has begun and is still unfinished."""
         buffer = self.incoming_buffer

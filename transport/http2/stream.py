@@ -191,6 +191,14 @@ class Stream:
                 self._ack(self._ack_due)
         return message
 
+    def take_only_message(self) -> bytes | None:
+        """The one whole message received, taken, when exactly one is and the peer ended the stream (a unary
+        answer; nothing is due back to a window the peer will not use again); else None, nothing taken."""
+        messages = self._messages
+        if len(messages) != 1 or not self.remote_ended:
+            return None
+        return messages.popleft()
+
     async def recv_message(self) -> bytes | None:
         """The next message; None once the peer ended the stream; StreamReset if it was reset."""
         while True:
