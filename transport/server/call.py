@@ -3,7 +3,9 @@
 :class:`ServerCall` is also the handler's context (grpcio calls it the
 ``ServicerContext``): request metadata, the deadline, response metadata,
 status, ``abort``, and ``read``/``write`` for streaming handlers. It reads and
-writes only through its :class:`~transport.http2.stream.Stream`.
+writes only through its :class:`~transport.http2.stream.Stream`, made when first
+needed: a unary call answered in one step needs none (its answer goes to the
+connection's fast path, ``GrpcH2Connection.send_response``, as the stream's would).
 
 A call is fed, not written into: methods that take one request start when the
 request has ended, with that message (a unary call then costs no Task, see
@@ -60,26 +62,31 @@ class ServerCall:
         "_headers",
         "_initial_metadata",
         "_metadata",
+        "_stream",
         "_trailing_metadata",
         "attachments",
         "finished",
         "handler",
         "method",
-        "stream",
+        "request_ended",
+        "stream_id",
         "task",
     )
 
     def __init__(
         self,
         conn: ServerConnection,
-        stream: Stream,
+        stream_id: int,
         method: str,
         handler: MethodHandler,
         headers: Sequence[tuple[bytes, bytes]],
         timeout: float | None,
     ) -> None:
         self._conn = conn
-        self.stream = stream
+        self.stream_id = stream_id
+        self._stream: Stream | None = None
+        #: The client ended its request (a unary request taken whole: the stream, when made, says so).
+        self.request_ended = False
         self.method = method
         self.handler = handler
         self._headers = headers
@@ -102,8 +109,14 @@ class ServerCall:
             self._deadline_timer = None
 
     @property
-    def stream_id(self) -> int:
-        return self.stream.stream_id
+    def stream(self) -> Stream:
+        """The call's HTTP/2 stream (made on first use)."""
+        stream = self._stream
+        if stream is None:
+            conn = self._conn
+            stream = self._stream = Stream(conn, self.stream_id, conn.max_message_length)
+            stream.remote_ended = self.request_ended
+        return stream
 
     # --- the handler's context --------------------------------------------
 
@@ -213,10 +226,17 @@ class ServerCall:
             trailers = [_OK_STATUS, *self._trailing_metadata]
             if conn.trailer_hooks:
                 trailers += self._hook_trailers()
-        if self.stream.send_response(headers, encode_message(payload), trailers):
-            self._close(StatusCode.OK)
-            return True
-        return False
+        stream = self._stream
+        if stream is None:  # (no stream made: the answer straight to the connection, as Stream.send_response)
+            if conn._write_paused or not conn.h2.send_response(
+                self.stream_id, headers, encode_message(payload), trailers
+            ):
+                return False
+            conn.schedule_flush()
+        elif not stream.send_response(headers, encode_message(payload), trailers):
+            return False
+        self._close(StatusCode.OK)
+        return True
 
     def finish(self, code: StatusCode, details: str = "", metadata: Metadata | None = None) -> None:
         """Send the status (in trailers, or Trailers-Only) and close the call."""

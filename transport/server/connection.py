@@ -23,7 +23,6 @@ from transport.http2 import (
     StreamRefused,
     UnaryRequest,
 )
-from transport.http2.stream import Stream
 from transport.server.call import ServerCall, ok_headers
 from transport.server.goaway import GracefulGoaway
 from transport.server.handlers import Cardinality, MethodHandler
@@ -64,7 +63,7 @@ class ServerConnection(H2Protocol):
         )
         self.server = server
         #: The largest request message a call takes (the server's options are fixed when it is made).
-        self._max_message_length = options.max_receive_message_length
+        self.max_message_length: int = options.max_receive_message_length
         #: The accept loop that let this connection in (told when it closes).
         self.acceptor: Acceptor | None = server.acceptor
         self.calls: dict[int, ServerCall] = {}
@@ -191,10 +190,10 @@ class ServerConnection(H2Protocol):
         takes the request's data and end as h2 reports them, one by one."""
         call = self._open_call(event)
         if call is not None and not call.handler.request_streaming:
-            request = one_message(event.data, self._max_message_length)
+            request = one_message(event.data, self.max_message_length)
             if request is not None:
                 self.acknowledge_connection_data(event.flow_controlled_length)
-                call.stream.remote_ended = True
+                call.request_ended = True
                 call.start(request)
                 return
         _, received, ended = event.h2_events()
@@ -230,8 +229,7 @@ class ServerConnection(H2Protocol):
                 if len(self._routes) >= ROUTES_HELD:
                     self._routes.clear()
                 self._routes[id(taken)] = _Route(taken, path, handler, timeout)
-        stream = Stream(self, stream_id, self._max_message_length)
-        call = ServerCall(self, stream, path, handler, headers, timeout)
+        call = ServerCall(self, stream_id, path, handler, headers, timeout)
         if not self.calls and self._keepalive is not None:
             self._keepalive.set_busy(True)
         self.calls[stream_id] = call
@@ -449,7 +447,7 @@ class ServerConnection(H2Protocol):
     # --- calls and shutdown -----------------------------------------------
 
     def call_finished(self, call: ServerCall, code: StatusCode) -> None:
-        if self.calls.pop(call.stream.stream_id, None) is not None:
+        if self.calls.pop(call.stream_id, None) is not None:
             self.server.stats.call_finished(code, call.method)
         if not self.calls:
             self.idle_since = self.loop.time()
