@@ -8,8 +8,9 @@ the kernel costs at least, so every row's CPU per call also reads as a multiple 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+from typing import Any, Self
 
 from bench.pairs import Budget, merge_turns
 from bench.procs import CLIENT_CORE, SERVER_CORE, child, run_json
@@ -18,28 +19,55 @@ CONCURRENCIES = (1, 32)
 LABEL = "asyncio echo floor (same bytes, one future per call)"
 
 
-def measure(budget: Budget, log: Any = print, rounds: int = 1) -> dict[str, Any]:
-    """Capture the bytes, then echo them at each concurrency in ``rounds`` turns sharing ``budget.duration``."""
-    log("  floor: one warm call's bytes from our client and server, then their echo ...")
-    turn = Budget(budget.calls, budget.duration / rounds, budget.warmup)
-    turns: dict[int, list[dict[str, Any]]] = {c: [] for c in CONCURRENCIES}
-    with child("bench.floor_echo", ["server"], SERVER_CORE) as server:
-        assert server.proc.stdout is not None
-        wire = json.loads(server.proc.stdout.readline())  # printed right after READY
-        args = ["client", "--port", str(server.port), "--request", wire["request"], "--server-pid", str(server.pid)]
+class Floor:
+    """The echo server, started once, and the floor's turns: ``with Floor(budget, rounds) as floor``, then
+    :meth:`turn` once per round (the pairs' rotation calls it after each round of pairs, so the floor sees
+    the machine at the same moments as the rows read against it), then :meth:`result`."""
+
+    def __init__(self, budget: Budget, rounds: int, log: Any = print) -> None:
+        self._turn_budget = Budget(budget.calls, budget.duration / rounds, budget.warmup)
+        self._rounds = rounds
+        self._log = log
+        self._turns: dict[int, list[dict[str, Any]]] = {c: [] for c in CONCURRENCIES}
+        self._stack = contextlib.ExitStack()
+        self._args: list[str] = []
+        self._wire: dict[str, str] = {}
+
+    def __enter__(self) -> Self:
+        self._log("  floor: one warm call's bytes from our client and server, then their echo ...")
+        server = self._stack.enter_context(child("bench.floor_echo", ["server"], SERVER_CORE))
+        try:
+            assert server.proc.stdout is not None
+            self._wire = json.loads(server.proc.stdout.readline())  # printed right after READY
+        except BaseException:
+            self._stack.close()
+            raise
+        self._args = ["client", "--port", str(server.port), "--request", self._wire["request"]]
+        self._args += ["--server-pid", str(server.pid)]
         for concurrency in CONCURRENCIES:
-            args += ["--concurrency", str(concurrency)]
-        for i in range(rounds):
-            log(f"  round {i + 1}/{rounds}: floor at C={', '.join(map(str, CONCURRENCIES))} ...")
-            both = run_json("bench.floor_echo", [*args, *turn.client_args()], CLIENT_CORE, 2 * turn.timeout)
-            for r in both["rows"]:
-                turns[r["concurrency"]].append(r)
-    return {
-        "request_bytes": len(wire["request"]) // 2,
-        "response_bytes": len(wire["response"]) // 2,
-        "wire": wire,
-        "rows": {str(c): merge_turns(runs) for c, runs in turns.items()},
-    }
+            self._args += ["--concurrency", str(concurrency)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def turn(self) -> None:
+        """One turn of the floor at each concurrency."""
+        done = len(self._turns[CONCURRENCIES[0]])
+        self._log(f"  round {done + 1}/{self._rounds}: floor at C={', '.join(map(str, CONCURRENCIES))} ...")
+        turn = self._turn_budget
+        both = run_json("bench.floor_echo", [*self._args, *turn.client_args()], CLIENT_CORE, 2 * turn.timeout)
+        for r in both["rows"]:
+            self._turns[r["concurrency"]].append(r)
+
+    def result(self) -> dict[str, Any]:
+        wire = self._wire
+        return {
+            "request_bytes": len(wire["request"]) // 2,
+            "response_bytes": len(wire["response"]) // 2,
+            "wire": wire,
+            "rows": {str(c): merge_turns(runs) for c, runs in self._turns.items()},
+        }
 
 
 def _f(value: float | None, digits: int = 0) -> str:

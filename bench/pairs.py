@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,13 +105,18 @@ def merge_turns(turns: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_pairs(
-    budget: Budget, concurrencies: Sequence[int] = CONCURRENCIES, rounds: int = 1, log: Any = print
+    budget: Budget,
+    concurrencies: Sequence[int] = CONCURRENCIES,
+    rounds: int = 1,
+    log: Any = print,
+    each_round: Callable[[], None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Every available pair at every concurrency, taking turns.
 
     Every server process runs for the whole measurement, and the pairs take ``rounds`` turns each
     of ``budget.duration / rounds`` seconds, so that the machine's slower and faster moments (a shared
     machine has both) fall on every pair alike; :func:`merge_turns` makes one row of a pair's turns.
+    ``each_round`` runs after every round's pairs (the floor's turn: :class:`bench.floor.Floor`).
     Returns (rows, skipped pairs each with why). A row is the client's JSON plus ``pair`` and ``server``.
     """
     runnable = [(c, s) for c, s in PAIRS if available(c) and available(s)]
@@ -130,6 +135,8 @@ def run_pairs(
                     turns[client, server, concurrency].append(
                         run_client(client, proc.port, concurrency, turn, proc.pid)
                     )
+            if each_round is not None:
+                each_round()
     rows = []
     for (client, server, _), runs in turns.items():
         row = merge_turns(runs)
