@@ -9,7 +9,7 @@ and remembers header work (:mod:`.hpack_memo`).
 
 from __future__ import annotations
 
-import collections
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,7 +48,6 @@ from transport.http2.hpack_memo import MemoDecoder, MemoEncoder, validated
 from transport.http2.stream_machine import GrpcStreamStateMachine
 
 _new_machine = object.__new__
-_set_item = collections.OrderedDict.__setitem__
 
 #: Bytes of the control answers the flood guard counts (9-byte frame header + payload).
 _PING_ACK_BYTES = 17
@@ -62,6 +61,40 @@ PRUNE_MIN = 64
 #: frame buffer starts afresh after that read (copying only the unparsed rest), and the message decoder
 #: holds the views until the message is whole (:class:`.MessageDecoder`, one copy in all).
 HELD_PAYLOAD = 32 * 1024
+
+
+#: :class:`ClosedStreams` drops its oldest entries this many at a time.
+CLOSED_TRIM_BATCH = 4096
+
+
+class ClosedStreams(dict[int, "StreamClosedBy | None"]):
+    """How the closed streams out of the table closed (h2's ``_closed_streams``, which h2 keeps as a
+    ``SizeLimitDict``: an OrderedDict that drops its oldest entry on every insertion once full).
+
+    A plain dict (insertion-ordered too) that keeps the newest ``limit`` at least, as h2's does, and drops
+    the oldest in batches of :data:`CLOSED_TRIM_BATCH`: at h2's limit of 65,536 every call used to pay an
+    OrderedDict insertion and a ``popitem``. The fast paths add with :meth:`add`; h2's own code through
+    ``__setitem__``, which trims likewise.
+    """
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, stream_id: int, how: StreamClosedBy | None) -> None:
+        _dict_set(self, stream_id, how)
+        if len(self) > self.limit + CLOSED_TRIM_BATCH:
+            self.trim()
+
+    def trim(self) -> None:
+        """Drop the oldest entries down to :attr:`limit`."""
+        for stream_id in list(itertools.islice(self, len(self) - self.limit)):
+            del self[stream_id]
+
+
+_dict_set = dict.__setitem__
 
 
 class StreamRefused(Event):
@@ -162,6 +195,8 @@ class GrpcH2Connection(H2Connection):
         #: :authority, :method). Reading :attr:`streams` turns them into streams first.
         self._unanswered: dict[int, tuple[Any, ...]] = {}
         super().__init__(config)
+        self._closed_streams: ClosedStreams = ClosedStreams(self.MAX_CLOSED_STREAMS)
+        self._closed_trim_at = self.MAX_CLOSED_STREAMS + CLOSED_TRIM_BATCH
         #: ``config.client_side``, read per frame (the config's options are descriptors).
         self.client_side: bool = self.config.client_side
         # The same settings, held compactly, with the per-stream ones as plain attributes (:mod:`.compact_settings`).
@@ -437,11 +472,10 @@ class GrpcH2Connection(H2Connection):
 
     def closed_by(self, stream_id: int, how: StreamClosedBy | None) -> None:
         """Remember how a stream out of the table closed, as h2 does (for the frames that may still come)."""
-        closed: Any = self._closed_streams  # h2's SizeLimitDict (an OrderedDict)
-        # h2's SizeLimitDict.__setitem__, without its two Python calls: set, then drop the oldest over the limit.
-        _set_item(closed, stream_id, how)
-        if len(closed) > closed._size_limit:
-            closed.popitem(last=False)
+        closed = self._closed_streams
+        _dict_set(closed, stream_id, how)  # (ClosedStreams.__setitem__ without its Python call)
+        if len(closed) > self._closed_trim_at:
+            closed.trim()
 
     # --- header blocks ----------------------------------------------------
 

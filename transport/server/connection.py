@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from transport.server.server import Server
 
 _STATUS_BYTES = [str(int(code)).encode() for code in StatusCode]
+_monotonic = time.monotonic
 #: Seconds a connection we half-closed waits for the client to close before it is aborted.
 LINGER = 5.0
 #: The same wait after the grace period ran out (Server.stop): the calls are already answered.
@@ -77,7 +79,7 @@ class ServerConnection(H2Protocol):
         #: A GOAWAY went out: the connection ends once its calls are done.
         self.draining = False
         #: Loop time since which no call has been outstanding.
-        self.idle_since = self.loop.time()
+        self.idle_since = _monotonic()
         self._goaway: GracefulGoaway | None = None
         #: Non-gRPC answers (415/405) still being sent under flow control.
         self._replies: set[asyncio.Task[None]] = set()
@@ -450,7 +452,7 @@ class ServerConnection(H2Protocol):
         if self.calls.pop(call.stream_id, None) is not None:
             self.server.stats.call_finished(code, call.method)
         if not self.calls:
-            self.idle_since = self.loop.time()
+            self.idle_since = _monotonic()  # (what loop.time() reads, without its call: per call, often)
             if self._keepalive is not None:
                 self._keepalive.set_busy(False)
             if self.draining or self._peer_eof:
