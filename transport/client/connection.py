@@ -10,7 +10,7 @@ every stream it still has ends with that reason.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import h2.events
 from h2.errors import ErrorCodes
@@ -25,6 +25,10 @@ USER_AGENT = b"rpcviz-python/0.1"
 VERDICTS_HELD = 64
 
 Headers = list[tuple[bytes, bytes]]
+#: A header block to send: a list, or a tuple kept unchanged (the HPACK encoder knows it by identity).
+Block = Sequence[tuple[bytes, bytes]]
+#: Method paths whose plain request block a connection keeps (cleared when full).
+PLAIN_REQUESTS_HELD = 64
 
 
 class StreamNotProcessed(RpcError):
@@ -94,6 +98,8 @@ class ClientConnection(H2Protocol):
             (b":scheme", b"http"),
             (b":authority", authority.encode("ascii")),
         ]
+        #: The header block of a call with no timeout and no metadata, by method path (:meth:`request_headers`).
+        self._plain_requests: dict[bytes, Block] = {}
         #: Every request's (:authority, :method): its headers begin with these (metadata has no pseudo-headers).
         self._identity: tuple[bytes | None, bytes | None] = (authority.encode("ascii"), b"POST")
         self._common_headers = [
@@ -155,8 +161,18 @@ class ClientConnection(H2Protocol):
 
     # --- streams ----------------------------------------------------------
 
-    def request_headers(self, path: bytes, metadata: Headers, deadline: float | None) -> Headers:
-        """A request's header block: pseudo-headers, gRPC's own, the timeout, then custom metadata."""
+    def request_headers(self, path: bytes, metadata: Headers, deadline: float | None) -> Block:
+        """A request's header block: pseudo-headers, gRPC's own, the timeout, then custom metadata.
+
+        Without the last two it is the same for every call of ``path``: a constant block (a tuple, kept per
+        path), which the HPACK encoder knows by identity."""
+        if deadline is None and not metadata:
+            block = self._plain_requests.get(path)
+            if block is None:
+                if len(self._plain_requests) >= PLAIN_REQUESTS_HELD:
+                    self._plain_requests.clear()
+                block = self._plain_requests[path] = (*self._base_headers, (b":path", path), *self._common_headers)
+            return block
         headers = self._base_headers + [(b":path", path)] + self._common_headers
         if deadline is not None:
             remaining = deadline - self.loop.time()
@@ -167,9 +183,10 @@ class ClientConnection(H2Protocol):
             headers += metadata
         return headers
 
-    def open_stream(self, headers: Headers, request: bytes | None = None) -> Stream:
-        """A new stream with request ``headers`` (as :meth:`request_headers` makes them); with ``request`` (a framed message) the request is
-        sent whole and ended in the same step when the windows allow (the unary fast path), else the
+    def open_stream(self, headers: Block, request: bytes | None = None) -> Stream:
+        """A new stream with request ``headers`` (as :meth:`request_headers` makes them); with ``request`` (a
+        framed message) the request is sent whole and ended in the same step when the windows allow (the unary
+        fast path), else the
         caller sends what the stream did not (check ``stream.local_ended``).
 
         Raises StreamNotProcessed when this connection takes no new stream.

@@ -88,7 +88,7 @@ def header_frames(stream_id: int, block: bytes, end_stream: bool, max_frame_size
 def send_request(
     conn: GrpcH2Connection,
     stream_id: int,
-    headers: Headers,
+    headers: Block,
     data: bytes,
     identity: tuple[bytes | None, bytes | None] | None = None,
 ) -> bool:
@@ -143,7 +143,7 @@ def send_request(
     return True
 
 
-def _authority_and_method(headers: Headers) -> tuple[bytes | None, bytes | None]:
+def _authority_and_method(headers: Block) -> tuple[bytes | None, bytes | None]:
     """h2's ``authority_from_headers`` and ``extract_method_header`` in one pass, stopping once both are
     found (the first of each, as h2's); h2's own two for anything but bytes."""
     authority = method = None

@@ -247,7 +247,7 @@ class Stream:
 
     # --- sending ----------------------------------------------------------
 
-    def send_headers(self, headers: Headers, *, end_stream: bool = False) -> None:
+    def send_headers(self, headers: Block, *, end_stream: bool = False) -> None:
         self.headers_sent = True
         self.conn.h2.send_headers(self.stream_id, headers, end_stream=end_stream)
         if end_stream:
@@ -325,7 +325,7 @@ class Stream:
     # --- the unary fast paths (fast_path.py) ---------------------------------
 
     def send_request(
-        self, headers: Headers, data: bytes, identity: tuple[bytes | None, bytes | None] | None = None
+        self, headers: Block, data: bytes, identity: tuple[bytes | None, bytes | None] | None = None
     ) -> bool:
         """Open the stream with request ``headers`` and end it with ``data`` (a framed message) in one step
         (``identity``: their ``:authority`` and ``:method``, when known: :func:`.fast_path.send_request`)."""
