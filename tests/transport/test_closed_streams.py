@@ -24,7 +24,6 @@ def test_a_connection_s_record_stays_bounded_over_many_calls() -> None:
     client, server = _ours(True, True), _ours(False, True)  # (fast paths, records, h2's handshake)
     for conn in (client, server):
         conn._closed_streams = ClosedStreams(limit=50)
-        conn._closed_trim_at = 50 + CLOSED_TRIM_BATCH
     server.receive_data(client.data_to_send())
     client.receive_data(server.data_to_send())
     server.receive_data(client.data_to_send())

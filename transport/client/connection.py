@@ -10,12 +10,13 @@ every stream it still has ends with that reason.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import h2.events
 from h2.errors import ErrorCodes
 
 from transport.http2 import DEFAULT_WINDOW_SIZE, H2Protocol, HeaderListTooLarge, StreamData, UnaryResponse
+from transport.http2.fast_path import Block
 from transport.http2.stream import Stream
 from transport.status import RpcError, StatusCode
 from transport.wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, encode_timeout, one_message
@@ -25,8 +26,6 @@ USER_AGENT = b"rpcviz-python/0.1"
 VERDICTS_HELD = 64
 
 Headers = list[tuple[bytes, bytes]]
-#: A header block to send: a list, or a tuple kept unchanged (the HPACK encoder knows it by identity).
-Block = Sequence[tuple[bytes, bytes]]
 #: Method paths whose plain request block a connection keeps (cleared when full).
 PLAIN_REQUESTS_HELD = 64
 

@@ -73,19 +73,20 @@ class ClosedStreams(dict[int, "StreamClosedBy | None"]):
 
     A plain dict (insertion-ordered too) that keeps the newest ``limit`` at least, as h2's does, and drops
     the oldest in batches of :data:`CLOSED_TRIM_BATCH`: at h2's limit of 65,536 every call used to pay an
-    OrderedDict insertion and a ``popitem``. The fast paths add with :meth:`add`; h2's own code through
-    ``__setitem__``, which trims likewise.
+    OrderedDict insertion and a ``popitem``. h2's own code adds through ``__setitem__``, the fast paths
+    through ``GrpcH2Connection.closed_by``; both trim once the dict holds :attr:`trim_at`.
     """
 
-    __slots__ = ("limit",)
+    __slots__ = ("limit", "trim_at")
 
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
+        self.trim_at = limit + CLOSED_TRIM_BATCH
 
     def __setitem__(self, stream_id: int, how: StreamClosedBy | None) -> None:
         _dict_set(self, stream_id, how)
-        if len(self) > self.limit + CLOSED_TRIM_BATCH:
+        if len(self) > self.trim_at:
             self.trim()
 
     def trim(self) -> None:
@@ -196,7 +197,6 @@ class GrpcH2Connection(H2Connection):
         self._unanswered: dict[int, tuple[Any, ...]] = {}
         super().__init__(config)
         self._closed_streams: ClosedStreams = ClosedStreams(self.MAX_CLOSED_STREAMS)
-        self._closed_trim_at = self.MAX_CLOSED_STREAMS + CLOSED_TRIM_BATCH
         #: ``config.client_side``, read per frame (the config's options are descriptors).
         self.client_side: bool = self.config.client_side
         # The same settings, held compactly, with the per-stream ones as plain attributes (:mod:`.compact_settings`).
@@ -257,7 +257,7 @@ class GrpcH2Connection(H2Connection):
             stream._inbound_window_manager.current_window_size -= received
             stream._actual_content_length = received
 
-    def hold_unanswered(self, stream_id: int, received: int) -> None:
+    def hold_request_received(self, stream_id: int, received: int) -> None:
         """A new unary request taken whole (its state inputs checked by the caller): held as a record, as
         ``_begin_new_stream`` and the inputs of its frames would leave an ``H2Stream``."""
         inbound, outbound = self.local_settings.initial_window, self.remote_settings.initial_window
@@ -265,7 +265,7 @@ class GrpcH2Connection(H2Connection):
         self._unanswered[stream_id] = (inbound, outbound, received)
         self.highest_inbound_stream_id = stream_id
 
-    def hold_unanswered_request(self, stream_id: int, outbound_left: int, authority: Any, method: Any) -> None:
+    def hold_request_sent(self, stream_id: int, outbound_left: int, authority: Any, method: Any) -> None:
         """A unary request sent whole (client side; the caller applied the connection's inputs): held as a
         record, as ``_begin_new_stream`` and the request's state inputs would leave an ``H2Stream``."""
         inbound = self.local_settings.initial_window
@@ -474,7 +474,7 @@ class GrpcH2Connection(H2Connection):
         """Remember how a stream out of the table closed, as h2 does (for the frames that may still come)."""
         closed = self._closed_streams
         _dict_set(closed, stream_id, how)  # (ClosedStreams.__setitem__ without its Python call)
-        if len(closed) > self._closed_trim_at:
+        if len(closed) > closed.trim_at:
             closed.trim()
 
     # --- header blocks ----------------------------------------------------

@@ -119,7 +119,7 @@ def send_request(
         conn.state_machine.process_input(ConnectionInputs.SEND_HEADERS)  # IDLE -> CLIENT_OPEN on the first stream
     authority, method = identity or _authority_and_method(headers)
     if conn.unary_exchanges:  # the answer will come whole (unary_receive.response): held as a record till then
-        conn.hold_unanswered_request(stream_id, window - size, authority, method)
+        conn.hold_request_sent(stream_id, window - size, authority, method)
     else:
         stream = conn._begin_new_stream(stream_id, AllowedStreamIDs.ODD)
         request_sent(stream.state_machine)

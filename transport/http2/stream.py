@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import h2.exceptions
 from h2.errors import ErrorCodes
 
+from transport.http2.fast_path import Block
 from transport.status import RpcError
 from transport.wire import PREFIX_SIZE, MessageDecoder, message_prefix
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from transport.http2.protocol import H2Protocol
 
 Headers = list[tuple[bytes, bytes]]
-Block = Sequence[tuple[bytes, bytes]]  # (a tuple: a constant block, see fast_path.Block)
 
 
 class StreamReset(Exception):

@@ -171,7 +171,7 @@ def request(
     decoder.header_list_size = hit.list_size
     if state is ConnectionState.IDLE:
         conn.state_machine.process_input(ConnectionInputs.RECV_HEADERS)  # the first request: IDLE -> SERVER_OPEN
-    conn.hold_unanswered(stream_id, size)
+    conn.hold_request_received(stream_id, size)
     window.current_window_size -= size
     events.append(UnaryRequest(stream_id, hit.headers, hit, bytes(view[end + 9 : data_end])))
     return data_end
