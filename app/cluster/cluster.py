@@ -8,6 +8,7 @@ comes from the real servers', proxy's and subchannels' counters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import Callable
@@ -38,6 +39,8 @@ TOGGLE_POLICIES = ("pick_first", "round_robin")
 BALANCERS = ("l4", "l7")
 #: The most pods the cluster scales to (the scene's keys 1-8).
 MAX_PODS = 8
+#: A configuration that scales waits at most this long (s) for its freshly dialled client first.
+SCALE_AFTER_READY = 1.0
 
 #: Events a view carries (the newest).
 EVENTS_IN_VIEW = 8
@@ -362,9 +365,11 @@ class Cluster:
         return matching(self.policy, self.balancer, self.max_connection_age is not None, slow, self.pooled)
 
     async def apply(self, configuration: Configuration) -> None:
-        """Make the cluster run ``configuration``: the VIP, the pods' MAX_CONNECTION_AGE, the slow
-        pod and the pod count it names, then a freshly dialled client, one channel or a pool of one
-        per pod running now (its old channels and VIP close once their calls finish: nothing fails)."""
+        """Make the cluster run ``configuration``: the VIP, the pods' MAX_CONNECTION_AGE and the slow pod it
+        names, a freshly dialled client (one channel or a pool of one per pod running now; its old channels
+        and VIP close once their calls finish: nothing fails), and once that client is connected (or a
+        second has passed), the pod count it names: pods started then are news to the client only when it
+        re-resolves, and the events read in that order."""
         c = self.config
         self.events.add("configuration", f"configuration {configuration.number}: {configuration.title}")
         self._set_max_connection_age(c.configuration_age if configuration.max_connection_age else None)
@@ -378,7 +383,9 @@ class Cluster:
         self.pooled = configuration.pooled
         self._redial(configuration.policy, retired)
         self._changed()
-        if configuration.pods is not None:
+        if configuration.pods is not None and configuration.pods != len(self.pods):
+            with contextlib.suppress(TimeoutError):
+                await self.wait_ready(timeout=SCALE_AFTER_READY)
             while len(self.pods) < configuration.pods:
                 await self.add_pod()
             while len(self.pods) > configuration.pods:
