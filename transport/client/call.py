@@ -232,10 +232,6 @@ class Call:
             raise self._fail(exc) from None
         return await self._finish_opening(waiting)
 
-    def _start_now(self) -> Stream | Coroutine[Any, Any, Stream]:
-        """Start the call's stream: a coroutine to await for it (a unary call's opens it in this step)."""
-        return self._start_stream()
-
     async def _finish_opening(self, waiting: Coroutine[Any, Any, Any] | None) -> Stream:
         """The rest of opening the first attempt: wait for it (``waiting``), then send what its stream did not."""
         try:
@@ -625,6 +621,8 @@ class _StreamingRequests(Call, Generic[Request]):
         return stream
 
     def _start_now(self) -> Stream | Coroutine[Any, Any, Stream]:
+        """A streaming request is not known whole: the stream opens as :meth:`_start_stream` opens it (this
+        overrides :class:`UnaryUnaryCall`'s for :class:`StreamUnaryCall`)."""
         return self._start_stream()
 
     def _finish(self, error: RpcError | None) -> None:
