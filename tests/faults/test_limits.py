@@ -206,7 +206,7 @@ async def test_oversized_frame_body_is_never_buffered(env: Env) -> None:
 
 
 async def test_a_large_frame_header_alone_does_not_make_the_server_allocate_the_frame(env: Env) -> None:
-    """A DATA frame announcing the largest size we accept (256 KiB), on an open stream, then a trickle: the
+    """A DATA frame announcing the largest size we accept (1 MiB), on an open stream, then a trickle: the
     server holds what was sent, not the announced size; a large frame gets a buffer of its own only once a
     quarter of it has arrived (at most 4x the bytes sent, never over SETTINGS_MAX_FRAME_SIZE)."""
     server = await env.start()

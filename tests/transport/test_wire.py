@@ -19,10 +19,12 @@ from transport.status import RpcError, StatusCode, status_from_http, status_from
 from transport.wire import (
     LARGE_MESSAGE,
     PREFIX_SIZE,
+    UNFRAMED_MESSAGE,
     MessageDecoder,
     decode_timeout,
     encode_message,
     encode_timeout,
+    framed,
     percent_decode,
     percent_encode,
 )
@@ -137,6 +139,17 @@ def test_decoder_holds_a_large_message_once(frame: int) -> None:
         tracemalloc.stop()
     assert len(out) == 1 and out[0] == data[PREFIX_SIZE:]
     assert peak <= 2.2 * size, f"peak {peak / size:.2f}× the message"
+
+
+def test_framed_sends_a_large_message_as_it_is() -> None:
+    """A small message goes framed whole (one step with its headers); a large one as its prefix and itself,
+    never copied into a framed whole."""
+    small, large = b"x" * UNFRAMED_MESSAGE, b"y" * (UNFRAMED_MESSAGE + 1)
+    assert framed(small) == (b"", encode_message(small))
+    head, body = framed(large)
+    assert body is large
+    assert head + body == encode_message(large)
+    assert MessageDecoder().feed(head + body) == [large]
 
 
 def test_decoder_oversize_prefix_rejected_before_body() -> None:

@@ -30,7 +30,7 @@ from transport.eof import EOF, _End
 from transport.http2.stream import Stream, StreamReset
 from transport.metadata import Metadata, decode_metadata, encode_metadata, metadata_value
 from transport.status import RpcError, StatusCode
-from transport.wire import encode_message
+from transport.wire import framed
 
 if TYPE_CHECKING:
     from transport.address import Address
@@ -60,6 +60,7 @@ class Call:
         "_opening",
         "_pick_done",
         "_request_data",
+        "_request_head",
         "_retried",
         "_sent_or_received",
         "_started",
@@ -90,7 +91,9 @@ class Call:
         self._retried = False
         #: The attempt has sent a message the caller gave, or received one: a retry would lose it.
         self._sent_or_received = False
+        #: A unary request as sent: ``_request_head`` (a large message's prefix, else empty), then ``_request_data``.
         self._request_data: bytes | None = None
+        self._request_head = b""
         self._callbacks: list[DoneCallback] | None = None
         #: The stream being opened in the background (when metadata is asked for first).
         self._opening: asyncio.Task[Stream] | None = None
@@ -225,7 +228,7 @@ class Call:
         try:
             request = self._request_bytes()
             if request is not None:
-                self._request_data = encode_message(request)
+                self._request_head, self._request_data = framed(request)
             # (what _open does without interceptors, without its coroutine)
             waiting = self._attempt_now(self.call_details) if self._channel.interceptor_chain is None else self._open()
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
@@ -256,7 +259,7 @@ class Call:
         """Send the rest of a unary request the fast path could not (a large message)."""
         if self._request_data is not None and not stream.local_ended:
             try:
-                await stream.send_data(self._request_data, end_stream=True)
+                await stream.send_data(self._request_data, end_stream=True, head=self._request_head)
             except StreamReset:
                 pass  # the server answered (or reset) before taking it all: the outcome says which
 
@@ -334,7 +337,7 @@ class Call:
             stats.calls_in_flight += 1
         try:
             headers = conn.request_headers(details.method.encode(), metadata, self._deadline)
-            stream = conn.open_stream(headers, self._request_data)
+            stream = conn.open_stream(headers, None if self._request_head else self._request_data)
         except StreamNotProcessed:
             stats.calls_started -= 1  # the server never saw it
             stats.calls_in_flight -= 1
@@ -548,7 +551,7 @@ class UnaryUnaryCall(Call, Generic[Response]):
             return self._start_stream()
         self._started = True
         try:
-            self._request_data = encode_message(_serialize(self.call_details, self._request))
+            self._request_head, self._request_data = framed(_serialize(self.call_details, self._request))
             waiting = self._attempt_now(self.call_details)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's one status
             raise self._fail(exc) from None

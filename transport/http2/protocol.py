@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 DEFAULT_WINDOW_SIZE = 1024 * 1024
 DEFAULT_MAX_HEADER_LIST_SIZE = 16 * 1024
 #: The largest frame we accept (SETTINGS_MAX_FRAME_SIZE; HTTP/2's default is 16 KiB, grpcio's 4 MiB). A large
-#: message then arrives in a few frames rather than 64 per MiB, each of which costs Python work on both sides;
-#: it also bounds the one partial frame a connection buffers.
-DEFAULT_MAX_FRAME_SIZE = 256 * 1024
+#: message then arrives in one frame per MiB rather than 64 (or 4 at 256 KiB), each of which costs Python work and
+#: reads and writes on both sides (bench/ANALYSIS.md); it also bounds the one partial frame a connection buffers.
+DEFAULT_MAX_FRAME_SIZE = 1024 * 1024
 
 
 class ConnectionClosed(Exception):
@@ -178,7 +178,7 @@ class H2Protocol(asyncio.BufferedProtocol):
     def _read_large_frame(self) -> None:
         """If the read left the beginning of a large DATA frame, read the rest of it into its own buffer.
 
-        The default read buffer is 64 KiB; a 256 KiB frame would come in four reads, each copied into the
+        The default read buffer is 64 KiB; a 1 MiB frame would come in sixteen reads, each copied into the
         frame buffer, which regrows (and copies) as it does. Read into a buffer of the frame's size, its
         bytes are copied once, by the kernel, and its payload goes on as a view (``HELD_PAYLOAD``).
         """
