@@ -46,8 +46,6 @@ END_STREAM, END_HEADERS, PADDED, PRIORITY = 0x1, 0x4, 0x8, 0x20
 FRAME_HEADER = struct.Struct(">HBBBL")
 
 _CLIENT_CAN_OPEN = (ConnectionState.IDLE, ConnectionState.CLIENT_OPEN)
-_SEND_END_STREAM = StreamClosedBy.SEND_END_STREAM
-_dict_set = dict.__setitem__
 
 
 def request_sent(machine: H2StreamStateMachine) -> None:
@@ -217,10 +215,7 @@ def send_response(conn: GrpcH2Connection, stream_id: int, headers: Block, data: 
     conn._data_to_send += out
     if stream is None:  # the record: what response_sent and forget_if_closed leave of a stream, directly
         del conn._unanswered[stream_id]
-        closed = conn._closed_streams  # (conn.closed_by, in this step)
-        _dict_set(closed, stream_id, _SEND_END_STREAM)
-        if len(closed) > closed.trim_at:
-            closed.trim()
+        conn.closed_by(stream_id, StreamClosedBy.SEND_END_STREAM)
     else:
         stream.outbound_flow_control_window -= size
         conn.forget_if_closed(stream_id, stream)

@@ -53,7 +53,6 @@ _unpack_header = FRAME_HEADER.unpack_from
 _TRAILERS_FLAGS = END_HEADERS | END_STREAM
 _HALF_CLOSED_LOCAL = StreamState.HALF_CLOSED_LOCAL
 _RECV_END_STREAM = StreamClosedBy.RECV_END_STREAM
-_dict_set = dict.__setitem__
 #: A DATA payload at least this large goes on as a view (``HELD_PAYLOAD``): left to the frame-by-frame path.
 _VIEW_PAYLOAD = 32 * 1024
 
@@ -234,10 +233,7 @@ def response(
     window.current_window_size -= size
     if stream is None:  # the record: what those inputs and forget_if_closed leave of a stream, directly
         del conn._unanswered[stream_id]
-        closed = conn._closed_streams  # (conn.closed_by, in this step)
-        _dict_set(closed, stream_id, _RECV_END_STREAM)
-        if len(closed) > closed.trim_at:
-            closed.trim()
+        conn.closed_by(stream_id, _RECV_END_STREAM)
     else:
         machine.headers_received = machine.trailers_received = True
         machine.stream_closed_by = _RECV_END_STREAM
