@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from transport import Channel, ConnectivityState, Server, ServicerContext, stream_stream, unary_unary
-from transport.http2 import DEFAULT_MAX_FRAME_SIZE, H2Protocol
-from transport.http2 import frame_buffer
+from transport.http2 import DEFAULT_MAX_FRAME_SIZE, H2Protocol, frame_buffer
 from transport.http2.frame_buffer import SPARE_FRAMES, BoundedFrameBuffer, LargeFrame, large_frame
 
 ECHO = "/test.Big/Echo"
