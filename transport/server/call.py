@@ -235,11 +235,7 @@ class ServerCall:
             conn.schedule_flush()
         elif not stream.send_response(headers, encode_message(payload), trailers):
             return False
-        if self._deadline_timer is None and not self.handler.request_streaming:  # (_close's usual case)
-            self.finished = True
-            conn.call_finished(self, StatusCode.OK)
-        else:
-            self._close(StatusCode.OK)
+        self._close(StatusCode.OK)
         return True
 
     def finish(self, code: StatusCode, details: str = "", metadata: Metadata | None = None) -> None:
@@ -322,12 +318,7 @@ async def _run_unary_unary(call: ServerCall, request: bytes | None) -> None:
     except BaseException as exc:  # noqa: BLE001 - every outcome becomes a status
         _failed(call, exc)
         return
-    try:  # (_answer_now, in this step: the hot path, no coroutine for sending)
-        answered = call.send_unary_response(payload)
-    except (asyncio.CancelledError, StreamReset, ConnectionClosed):
-        call.on_reset()
-        return
-    if not answered:
+    if not _answer_now(call, payload):  # (the hot path: no coroutine for sending)
         await _send_unary_slowly(call, payload)
 
 

@@ -194,7 +194,7 @@ class ServerConnection(H2Protocol):
         if call is not None and not call.handler.request_streaming:
             request = one_message(event.data, self.max_message_length)
             if request is not None:
-                self._connection_acks += event.flow_controlled_length  # (acknowledge_connection_data in a read)
+                self.acknowledge_connection_data(event.flow_controlled_length)
                 call.request_ended = True
                 call.start(request)
                 return
